@@ -1,0 +1,44 @@
+# Two commands from a fresh clone: `make test` and `make reproduce`.
+# Both create .venv when it is missing and install the package with its dev extras.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SCALE ?= mini
+OUT ?= reproduction
+
+# Tests and the reproduction read data from ../shared/data when it is there (CI lays it beside the clone).
+ifneq ($(wildcard ../shared/data),)
+export SIMSIAM_COLLAPSE_DATA ?= $(abspath ../shared/data)
+endif
+
+.PHONY: setup test test-slow reproduce export clean
+
+setup: $(BIN)/.installed
+
+$(BIN)/.installed: setup.py settings.ini
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name simsiam-collapse --display-name "Python (simsiam_collapse)"
+	touch $@
+
+# The library must be exactly what the notebooks export.
+export: setup
+	@snap=$$(mktemp -d) && cp -r simsiam_collapse $$snap/ && $(BIN)/nbdev_export && \
+	if diff -r -q -x __pycache__ $$snap/simsiam_collapse simsiam_collapse; then rm -rf $$snap; \
+	else diff -r -u -x __pycache__ $$snap/simsiam_collapse simsiam_collapse | head -40; rm -rf $$snap; \
+	echo "simsiam_collapse/ was out of sync with nbs/: edit the notebooks, run nbdev_export, commit both."; exit 1; fi
+
+test: setup export
+	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/python -m pytest -m "not slow" tests
+
+# The slow checks (papermill experiments at smoke scale, long training runs); not part of CI.
+test-slow: setup
+	$(BIN)/nbdev_test --n_workers 2 --flags slow
+	$(BIN)/python -m pytest -m slow tests
+
+reproduce: setup
+	$(BIN)/simsiam-collapse reproduce --scale $(SCALE) --out $(OUT)
+
+clean:
+	rm -rf $(VENV) *.egg-info _proc _docs

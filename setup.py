@@ -1,0 +1,43 @@
+"Package set-up: every setting lives in settings.ini (edit there, not here)."
+import shlex
+from configparser import ConfigParser
+
+import setuptools
+
+config = ConfigParser(delimiters=["="])
+config.read("settings.ini", encoding="utf-8")
+cfg = config["DEFAULT"]
+
+for key in "lib_name version description author author_email min_python license git_url".split():
+    assert key in cfg, f"settings.ini is missing the setting {key!r}"
+
+setuptools.setup(
+    name=cfg["lib_name"],
+    version=cfg["version"],
+    description=cfg["description"],
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    author=cfg["author"],
+    author_email=cfg["author_email"],
+    license="MIT License",
+    url=cfg["git_url"],
+    keywords=cfg.get("keywords", ""),
+    classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Intended Audience :: Science/Research",
+        "License :: OSI Approved :: MIT License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+    packages=setuptools.find_packages(include=[cfg["lib_name"], cfg["lib_name"] + ".*"]),
+    include_package_data=True,
+    package_data={cfg["lib_name"]: ["data/*.csv"]},
+    install_requires=shlex.split(cfg.get("requirements", "")),
+    extras_require={"dev": shlex.split(cfg.get("dev_requirements", ""))},
+    python_requires=">=" + cfg["min_python"],
+    zip_safe=False,
+    entry_points={
+        "console_scripts": cfg.get("console_scripts", "").split(),
+        "nbdev": [f'{cfg["lib_path"]}={cfg["lib_path"]}._modidx:d'],
+    },
+)

