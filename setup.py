@@ -31,7 +31,7 @@ setuptools.setup(
     ],
     packages=setuptools.find_packages(include=[cfg["lib_name"], cfg["lib_name"] + ".*"]),
     include_package_data=True,
-    package_data={cfg["lib_name"]: ["data/*.csv"]},
+    package_data={cfg["lib_name"]: ["reference/*.csv", "reference/*.md"]},
     install_requires=shlex.split(cfg.get("requirements", "")),
     extras_require={"dev": shlex.split(cfg.get("dev_requirements", ""))},
     python_requires=">=" + cfg["min_python"],
