@@ -1,0 +1,95 @@
+"Orderings: the exact semantics of PAPER_SPEC.md's data orderings."
+import numpy as np
+import pytest
+
+from simsiam_collapse.orderings import STRATEGIES, Ordering, chunk_usage
+
+KW = dict(n=1003, epochs=10, batch_size=64, seed=3)
+
+
+def _make(strategy, **kw):
+    extra = dict(fraction=0.2) if strategy == "subset" else dict(switch_epoch=4) if strategy == "hybrid" else {}
+    return Ordering(strategy, **{**KW, **extra, **kw})
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_runs_the_same_steps(strategy):
+    o = _make(strategy)
+    for e in range(o.epochs):
+        batches = o.batches(e)
+        assert len(batches) == 1003 // 64 and all(len(b) == 64 for b in batches)
+        # the pool is reshuffled and repeated: no image comes twice before every image of the pool came once
+        idx, pool = o.epoch_indices(e), o.pool(e)
+        first = idx[:min(len(pool), len(idx))]
+        assert len(set(first)) == len(first) and set(idx) <= set(pool)
+
+
+def test_single_pass_covers_every_chunk_once():
+    o = _make("single_pass")
+    seen = [set(o.epoch_indices(e)) for e in range(o.epochs)]
+    assert all(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1:])  # never revisits
+    assert set().union(*seen) == set(range(o.n))  # covers all the data
+    assert all(s == set(o.chunk(e)) for e, s in enumerate(seen))
+
+
+def test_single_pass_with_fewer_chunks_than_epochs():
+    o = _make("single_pass", chunks=5)
+    assert [o.chunk_of_epoch(e) for e in range(10)] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert set(o.epoch_indices(2)) <= set(o.chunk(1))
+    with pytest.raises(ValueError, match="chunks must be between 1 and the number of epochs"):
+        _make("single_pass", chunks=11)
+
+
+def test_cumulative_draws_only_from_the_prefix_and_uniformly():
+    o = _make("cumulative")
+    for e in range(o.epochs):
+        prefix = set(np.concatenate([o.chunk(c) for c in range(e + 1)]))
+        assert set(o.epoch_indices(e)) <= prefix
+    u = chunk_usage(o)
+    assert np.allclose(u[9], 0.1, atol=0.02) and np.allclose(u[1, :2], 0.5, atol=0.02)
+
+
+def test_subset_is_the_last_fraction_of_the_permutation():
+    for fraction in (0.01, 0.2, 1.0):
+        o = _make("subset", fraction=fraction)
+        last = set(o.permutation()[o.n - round(fraction * o.n):])
+        assert all(set(o.epoch_indices(e)) <= last for e in range(o.epochs))
+        assert set(o.epoch_indices(0)) == last if len(last) <= 64 * 15 else len(set(o.epoch_indices(0))) == 64 * 15
+    # smaller subsets are nested in larger ones, as the paper's fractions of one permutation are
+    assert set(_make("subset", fraction=0.05).pool(0)) <= set(_make("subset", fraction=0.5).pool(0))
+
+
+def test_hybrid_switches_at_its_epoch():
+    o = _make("hybrid", switch_epoch=4)
+    single, multi = _make("single_pass"), _make("multiple_pass")
+    for e in range(10):
+        ref = single if e < 4 else multi
+        assert np.array_equal(o.epoch_indices(e), ref.epoch_indices(e))
+    assert np.array_equal(_make("hybrid", switch_epoch=0).epoch_indices(3), multi.epoch_indices(3))
+    assert np.array_equal(_make("hybrid", switch_epoch=10).epoch_indices(9), single.epoch_indices(9))
+
+
+def test_same_seed_same_batches_other_seed_other_batches():
+    a, b, c = _make("multiple_pass"), _make("multiple_pass"), _make("multiple_pass", seed=4)
+    assert np.array_equal(a.epoch_indices(5), b.epoch_indices(5))
+    assert not np.array_equal(a.epoch_indices(5), c.epoch_indices(5))
+    assert not np.array_equal(a.epoch_indices(5), a.epoch_indices(6))
+
+
+def test_rank_shards_make_up_the_global_batch():
+    o = _make("cumulative")
+    shards = [o.batches(2, rank=r, world_size=4) for r in range(4)]
+    for step, batch in enumerate(o.batches(2)):
+        assert np.array_equal(np.concatenate([s[step] for s in shards]), batch)
+    with pytest.raises(ValueError, match="batch_size 64 does not divide by world_size 3"):
+        o.batches(0, world_size=3)
+
+
+@pytest.mark.parametrize("bad,match", [(dict(strategy="shuffle"), "Unknown ordering 'shuffle'"),
+                                       (dict(strategy="subset", fraction=0.0), r"fraction must be in \(0, 1\], got 0.0"),
+                                       (dict(strategy="hybrid", switch_epoch=11), "switch_epoch must be between 0 and epochs=10"),
+                                       (dict(strategy="hybrid", switch_epoch=None), "switch_epoch must be between"),
+                                       (dict(strategy="multiple_pass", batch_size=2000), "batch_size must be between 1 and the 1003")])
+def test_bad_values_name_themselves(bad, match):
+    with pytest.raises(ValueError, match=match):
+        Ordering(**{**KW, **bad})
