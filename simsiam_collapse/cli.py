@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .data import DATASET_NAMES, load_dataset
+from .train import TrainConfig, train
 
 # %% auto #0
 __all__ = ['SCALES', 'DEPENDS', 'experiments_dir', 'experiment_notebooks', 'environment', 'reproduce', 'main']
@@ -93,6 +94,27 @@ def _data_command(args):
         ds = load_dataset(args.name, split, data_root=args.data_root, download=args.download or None)
         print(ds)
 
+def _parse_value(text, annotation):
+    "A command-line string as the type of a `TrainConfig` field ('none' for an optional one)."
+    if "None" in annotation and text.lower() == "none": return None
+    for name, kind in (("int", int), ("float", float)):
+        if annotation.startswith(name): return kind(text)
+    return text
+
+def _add_config_arguments(parser):
+    import dataclasses
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool": parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        else: parser.add_argument(flag, default=f.default, type=lambda t, a=str(f.type): _parse_value(t, a), metavar=f.type.split(" ")[0].upper())
+
+def _train_command(args):
+    import dataclasses
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    run_dir = Path(args.run_dir or Path("runs")/f"{cfg.method}-{cfg.backbone}w{cfg.width}-{cfg.ordering}-s{cfg.seed}-{cfg.key()}")
+    train(cfg, run_dir, resume=args.resume)
+    print(f"run directory: {run_dir}")
+
 def main(argv=None):
     "Entry point of the `simsiam-collapse` command."
     parser = argparse.ArgumentParser(prog="simsiam-collapse", description=__doc__ or "Understanding collapse in SimSiam, reproduced.")
@@ -107,8 +129,13 @@ def main(argv=None):
     dat.add_argument("name", help=f"one of {', '.join(DATASET_NAMES)}")
     dat.add_argument("--data-root", default=None)
     dat.add_argument("--download", action="store_true")
+    trn = sub.add_parser("train", help="train one model; every TrainConfig field is an option (multi-GPU: torchrun --no-python simsiam-collapse train ...)")
+    trn.add_argument("--run-dir", default=None, help="default: runs/<method>-<backbone>-<ordering>-<seed>-<config hash>")
+    trn.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    _add_config_arguments(trn)
     args = parser.parse_args(argv)
     if args.command == "data": return _data_command(args)
+    if args.command == "train": return _train_command(args)
     results = reproduce(args.scale, args.only.split(",") if args.only else None, args.data_root, args.out, args.device)
     failed = [r["experiment"] for r in results if r["status"] == "failed"]
     print(f"{len(results) - len(failed)} of {len(results)} experiment notebooks done; report: {Path(args.out)/'REPORT.md'}")

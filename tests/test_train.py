@@ -1,0 +1,134 @@
+"Training: the loss goes down, resume is exact, the hybrid starts from its twin, bad configs fail at once, DDP matches one process."
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from simsiam_collapse.orderings import Ordering
+from simsiam_collapse.train import (TrainConfig, TrainingDiverged, checkpoint_path, last_checkpoint, read_metrics, train)
+
+TINY = dict(dataset="digits", width=8, proj_hidden_dim=64, proj_dim=64, pred_hidden_dim=16, batch_size=128, probe_size=300,
+            eval_every=0)
+
+
+@pytest.mark.parametrize("method,epochs", [("simsiam", 3), ("byol", 3), ("mocov3", 3)])
+def test_loss_decreases(method, epochs, tmp_path):
+    cfg = TrainConfig(method=method, epochs=epochs, **TINY)
+    if method == "byol": cfg.base_lr, cfg.warmup_epochs = 0.3, 0  # LARS on 33 steps: no warm-up to speak of
+    if method == "mocov3":  # at T=1 InfoNCE moves too little in 33 steps to rise above epoch-to-epoch noise
+        cfg.optimizer, cfg.base_lr, cfg.warmup_epochs, cfg.temperature = "sgd", 0.5, 0, 0.2
+    metrics = read_metrics(train(cfg, tmp_path/method, progress=False))
+    losses = [m["loss"] for m in metrics if "loss" in m]
+    assert len(losses) == epochs and losses[-1] < losses[0], losses
+
+
+def _weights(run_dir, epoch):
+    return torch.load(checkpoint_path(run_dir, epoch), weights_only=False)
+
+
+def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path):
+    cfg = TrainConfig(epochs=3, **TINY)
+    train(cfg, tmp_path/"whole", progress=False)
+
+    def kill(epoch, step, model):
+        if epoch == 1 and step == 4: raise KeyboardInterrupt  # mid-run, mid-epoch
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path/"killed", progress=False, on_step=kill)
+    assert last_checkpoint(tmp_path/"killed") == 1
+    with pytest.raises(FileExistsError, match="resume=True"):
+        train(cfg, tmp_path/"killed", progress=False)
+    train(cfg, tmp_path/"killed", resume=True, progress=False)
+    a, b = _weights(tmp_path/"whole", 3), _weights(tmp_path/"killed", 3)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert [m["loss"] for m in read_metrics(tmp_path/"whole")[1:]] == [m["loss"] for m in read_metrics(tmp_path/"killed")[1:]]
+
+
+def test_resume_refuses_another_config(tmp_path):
+    train(TrainConfig(epochs=1, **TINY), tmp_path/"run", progress=False)
+    with pytest.raises(ValueError, match="another configuration.*seed"):
+        train(TrainConfig(epochs=1, seed=5, **TINY), tmp_path/"run", resume=True, progress=False)
+
+
+def test_hybrid_starts_from_the_single_pass_checkpoint(tmp_path):
+    single = TrainConfig(epochs=4, ordering="single_pass", **TINY)
+    train(single, tmp_path/"single", progress=False)
+    hybrid = TrainConfig(epochs=4, ordering="hybrid", switch_epoch=2, init_from=str(tmp_path/"single"), **TINY)
+    train(hybrid, tmp_path/"hybrid", progress=False)
+    copied = _weights(tmp_path/"hybrid", 2)
+    assert copied["copied_from"].endswith("epoch_0002.pt")
+    for k, v in _weights(tmp_path/"single", 2)["model"].items():
+        assert torch.equal(copied["model"][k], v)
+    # the same hybrid trained from scratch reaches the same weights: init_from only saves the shared epochs
+    train(TrainConfig(epochs=4, ordering="hybrid", switch_epoch=2, **TINY), tmp_path/"scratch", progress=False)
+    for k, v in _weights(tmp_path/"scratch", 4)["model"].items():
+        assert torch.equal(_weights(tmp_path/"hybrid", 4)["model"][k], v), k
+    phases = [m["phase"] for m in read_metrics(tmp_path/"hybrid") if "phase" in m]
+    assert phases == ["single_pass", "single_pass", "multiple_pass", "multiple_pass"]
+    with pytest.raises(ValueError, match="not the single-pass twin"):
+        train(TrainConfig(epochs=4, ordering="hybrid", switch_epoch=2, seed=1, init_from=str(tmp_path/"single"), **TINY),
+              tmp_path/"wrong", progress=False)
+
+
+@pytest.mark.parametrize("bad,match", [(dict(method="simclr"), "method='simclr' is not valid"),
+                                       (dict(ordering="subset", fraction=1.5), "fraction=1.5 is not valid"),
+                                       (dict(ordering="hybrid", switch_epoch=9, epochs=4), "switch_epoch=9 is not valid"),
+                                       (dict(dataset="imagenet"), "dataset='imagenet' is not valid"),
+                                       (dict(precision="fp8"), "precision='fp8' is not valid")])
+def test_bad_config_fails_before_anything_is_written(bad, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        train(TrainConfig(**{**TINY, **bad}), tmp_path/"run", progress=False)
+    assert not (tmp_path/"run").exists()
+
+
+def test_run_directory_records_everything(tmp_path):
+    cfg = TrainConfig(epochs=2, ordering="cumulative", **TINY)
+    run = train(cfg, tmp_path/"run", progress=False)
+    assert TrainConfig.from_dict(json.loads((run/"config.json").read_text())) == cfg.resolved()
+    env = json.loads((run/"environment.json").read_text())
+    assert env["torch"] == torch.__version__ and env["world_size"] == 1
+    data = json.loads((run/"data.json").read_text())
+    assert data["train"]["name"] == "digits" and data["train"]["n"] == 1437
+    perm = np.load(run/"permutation.npy")
+    assert np.array_equal(perm, Ordering("cumulative", 1437, 2, 128, 0).permutation())
+    assert sorted(p.name for p in (run/"checkpoints").iterdir()) == ["epoch_0001.pt", "epoch_0002.pt"]
+    assert json.loads((run/"status.json").read_text())["state"] == "done"
+    assert "auc" in read_metrics(run)[0] and "auc" in read_metrics(run)[-1]  # at initialisation and at the end
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    def poison(epoch, step, model):
+        if epoch == 1 and step == 0:
+            with torch.no_grad(): model.backbone.stem[0].weight.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match=r"Loss became nan at epoch 2, step 2.*epoch_0001.pt.*lower base_lr"):
+        train(TrainConfig(epochs=3, **TINY), tmp_path/"run", progress=False, on_step=poison)
+    assert last_checkpoint(tmp_path/"run") == 1
+    good = _weights(tmp_path/"run", 1)["model"]
+    assert all(torch.isfinite(v).all() for v in good.values() if v.is_floating_point())
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, cfg, run_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    train(cfg, run_dir, progress=False)
+    torch.distributed.destroy_process_group()
+
+
+def test_two_processes_match_one_process(tmp_path):
+    "gloo on CPU: global batch 128 over two ranks vs one process with batch 128 (BN statistics per rank differ slightly)."
+    cfg = TrainConfig(epochs=2, **TINY)
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, tmp_path/"ddp"), nprocs=2, join=True)
+    train(cfg, tmp_path/"single", progress=False)
+    ddp, single = read_metrics(tmp_path/"ddp"), read_metrics(tmp_path/"single")
+    assert json.loads((tmp_path/"ddp"/"environment.json").read_text())["world_size"] == 2
+    assert ddp[0]["auc"] == pytest.approx(single[0]["auc"], abs=1e-6)  # same initial weights on every rank
+    for a, b in zip(ddp[1:], single[1:]):
+        assert a["loss"] == pytest.approx(b["loss"], abs=0.03), (a["loss"], b["loss"])
