@@ -16,14 +16,15 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .data import DATASET_NAMES, load_dataset
-from .train import TrainConfig, train
+from .experiments import SCALES
+from .train import TrainConfig, environment, train
 
 # %% auto #0
-__all__ = ['SCALES', 'DEPENDS', 'experiments_dir', 'experiment_notebooks', 'environment', 'reproduce', 'main']
+__all__ = ['DEPENDS', 'experiments_dir', 'experiment_notebooks', 'claim_verdicts', 'write_report', 'markdown_to_html',
+           'reproduce', 'main']
 
-# %% ../nbs/10_cli.ipynb #a9c59340
-SCALES = ("smoke", "mini", "gpu", "paper")
-DEPENDS = {"e3": ["e2"], "e4": ["e2", "e6"], "e7": ["e6"], "e9": ["e6"]}  # experiment -> experiments whose runs it reuses
+# %% ../nbs/10_cli.ipynb #295c8057
+DEPENDS = {"e1": ["e6"], "e3": ["e2"], "e4": ["e2", "e5", "e6", "e9"], "e7": ["e6"], "e8": ["e6"], "e9": ["e6"]}  # experiment -> experiments whose runs it reuses
 
 def experiments_dir() -> Path:
     "The folder of experiment notebooks (`nbs/paper` of the source checkout)."
@@ -46,35 +47,97 @@ def experiment_notebooks(folder=None, only=None) -> list[Path]:
     for k in sorted(found, key=lambda k: int(k[1:]) if k[1:].isdigit() else 99): visit(k)
     return ordered
 
-# %% ../nbs/10_cli.ipynb #dc4d4990
-def environment() -> dict:
-    "Versions and machine, recorded next to every output."
-    import numpy, torch, torchvision
-    return dict(python=platform.python_version(), platform=platform.platform(), torch=torch.__version__,
-                torchvision=torchvision.__version__, numpy=numpy.__version__,
-                cuda=torch.cuda.is_available() and torch.cuda.get_device_name(0) or None)
+# %% ../nbs/10_cli.ipynb #58cc47ad
+def _read_json(p):
+    return json.loads(Path(p).read_text()) if Path(p).exists() else None
 
-def _report(out, results, scale):
+def claim_verdicts(out) -> dict:
+    "Each headline claim's overall verdict and evidence, from the experiments' `claims.json` under `out`."
+    from simsiam_collapse.experiments import CLAIMS
+    found = {k: [] for k in CLAIMS}
+    for f in sorted(Path(out).glob("e*/claims.json")):
+        for c in json.loads(f.read_text())["claims"]: found[c["claim"]].append(c)
+    result = {}
+    for k, cs in found.items():
+        vs = {c["verdict"] for c in cs} - {"not run at this scale"}
+        overall = "not run at this scale" if not vs else vs.pop() if len(vs) == 1 else "partly"
+        result[k] = dict(statement=CLAIMS[k], verdict=overall, evidence=[f"{c['experiment'].upper()}: {c['verdict']}: {c['evidence']}" for c in cs])
+    return result
+
+def write_report(out, results, scale) -> Path:
+    "REPORT.md (and index.html) under `out`: the headline claims, every experiment's numbers beside the paper's, failures."
+    out = Path(out)
     lines = [f"# Reproduction report ({scale} scale)", "",
-             f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `simsiam-collapse reproduce --scale {scale}`.", ""]
+             f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `simsiam-collapse reproduce --scale {scale}`; versions in `environment.json`.", ""]
+    notes = {c.get("note") for f in out.glob("e*/claims.json") if (c := _read_json(f)) and c.get("note")}
+    lines += [f"> {n}" for n in sorted(notes)] + ([""] if notes else [])
     if not results:
         lines += ["No experiment notebooks were found (`nbs/paper/e*_*.ipynb`): nothing to run yet."]
     else:
-        lines += ["| experiment | status | seconds | output |", "|---|---|---|---|"]
+        lines += ["## Headline claims", "", "| # | claim | verdict | evidence |", "|---|---|---|---|"]
+        for k, c in claim_verdicts(out).items():
+            lines.append(f"| {k} | {c['statement']} | **{c['verdict']}** | {'<br>'.join(c['evidence']) or 'no experiment ran'} |")
+        lines += ["", "## Experiments", "", "| experiment | status | minutes | executed notebook |", "|---|---|---|---|"]
         for r in results:
-            lines.append(f"| {r['experiment']} | {r['status']} | {r['seconds']:.0f} | [{r['output']}]({r['output']}) |")
+            lines.append(f"| {r['experiment']} | {r['status']} | {r['seconds'] / 60:.1f} | [{r['output']}]({r['output']}) |")
         for r in results:
-            if r["status"] == "failed": lines += ["", f"## {r['experiment']} failed", "", "```", r["error"].strip()[-2000:], "```"]
-    (Path(out)/"REPORT.md").write_text("\n".join(lines) + "\n")
+            exp_id = r["experiment"].split("_")[0]
+            lines += ["", f"## {r['experiment']}", ""]
+            if r["status"] == "failed": lines += ["**Failed:**", "", "```", r["error"].strip()[-2000:], "```"]
+            summary = out/exp_id/"summary.md"
+            if summary.exists(): lines += [summary.read_text().strip()]
+            lines += [f"![{p.stem}]({exp_id}/{p.name})" for p in sorted((out/exp_id).glob("*.png"))]
+    text = "\n".join(lines) + "\n"
+    (out/"REPORT.md").write_text(text)
+    (out/"index.html").write_text(markdown_to_html(text, f"simsiam_collapse: reproduction ({scale})"))
+    return out/"REPORT.md"
 
-def reproduce(scale="mini", only=None, data_root=None, out="reproduction", device="auto", notebooks=None) -> list[dict]:
-    "Run the experiment notebooks with papermill; write executed notebooks and REPORT.md under `out`."
+def markdown_to_html(md, title) -> str:
+    "The little Markdown the report uses (headings, tables, quotes, lists, images, code) as a standalone HTML page."
+    import html, re
+    def inline(t):
+        t = html.escape(t).replace("&lt;br&gt;", "<br>")
+        t = re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", r'<img alt="\1" src="\2" style="max-width:100%">', t)
+        t = re.sub(r"\[([^\]]*)\]\(([^)]+)\)", r'<a href="\2">\1</a>', t)
+        t = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", t)
+        return re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
+    body, in_table, in_code = [], False, False
+    for line in md.splitlines():
+        if line.startswith("```"):
+            body.append("</pre>" if in_code else "<pre>"); in_code = not in_code; continue
+        if in_code: body.append(html.escape(line)); continue
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(set(c) <= set("-: ") for c in cells): continue
+            if not in_table: body.append("<table>"); in_table, tag = True, "th"
+            else: tag = "td"
+            body.append("<tr>" + "".join(f"<{tag}>{inline(c)}</{tag}>" for c in cells) + "</tr>"); continue
+        if in_table: body.append("</table>"); in_table = False
+        if m := re.match(r"(#+) (.*)", line): body.append(f"<h{len(m[1])}>{inline(m[2])}</h{len(m[1])}>")
+        elif line.startswith("> "): body.append(f"<blockquote>{inline(line[2:])}</blockquote>")
+        elif line.startswith("- "): body.append(f"<li>{inline(line[2:])}</li>")
+        elif line.strip(): body.append(f"<p>{inline(line)}</p>")
+    if in_table: body.append("</table>")
+    style = "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}"
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+
+def reproduce(scale="mini", only=None, data_root=None, out="reproduction", device="auto", notebooks=None, force=False) -> list[dict]:
+    """Run the experiment notebooks with papermill in dependency order; write executed notebooks, figures, tables and REPORT.md
+    under `out`. A finished notebook (same scale) is skipped unless `force`; a failing one is recorded and the rest still run."""
     if scale not in SCALES: raise ValueError(f"Unknown scale {scale!r}. Valid: {', '.join(SCALES)}.")
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     nbs = experiment_notebooks(notebooks, only)
     (out/"environment.json").write_text(json.dumps(dict(environment(), scale=scale, data_root=data_root, device=device), indent=1))
+    state_file = out/"reproduce.json"
+    state = _read_json(state_file) or {}
+    if state.get("scale") not in (None, scale):
+        raise ValueError(f"{out} holds a reproduction at scale {state['scale']!r}: use another --out for scale {scale!r}.")
+    state["scale"], done = scale, state.setdefault("notebooks", {})
     results = []
     for nb in tqdm(nbs, desc=f"reproduce ({scale})", unit="notebook"):
+        prev = done.get(nb.stem)
+        if prev and prev["status"] == "done" and not force and (out/nb.name).exists():
+            results.append(dict(prev, skipped=True)); continue
         import papermill as pm
         t0, target = time.time(), out/nb.name
         params = dict(scale=scale, data_root=data_root, device=device, out_dir=str(out.resolve()))
@@ -84,8 +147,10 @@ def reproduce(scale="mini", only=None, data_root=None, out="reproduction", devic
         except Exception as e:
             status, error = "failed", "".join(traceback.format_exception_only(e))
         results.append(dict(experiment=nb.stem, status=status, seconds=time.time() - t0, output=nb.name, error=error))
-        _report(out, results, scale)  # after each notebook, so a kill loses nothing already done
-    _report(out, results, scale)
+        done[nb.stem] = results[-1]
+        state_file.write_text(json.dumps(state, indent=1))
+        write_report(out, results, scale)  # after each notebook, so a kill loses nothing already done
+    write_report(out, results, scale)
     return results
 
 # %% ../nbs/10_cli.ipynb #969f56a9
@@ -120,11 +185,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="simsiam-collapse", description=__doc__ or "Understanding collapse in SimSiam, reproduced.")
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="run the experiment notebooks and write REPORT.md")
-    rep.add_argument("--scale", default="mini", choices=SCALES)
+    rep.add_argument("--scale", default="mini", choices=list(SCALES))
     rep.add_argument("--only", default=None, help="comma-separated experiment ids, e.g. e2,e6")
     rep.add_argument("--data-root", default=None)
     rep.add_argument("--out", default="reproduction")
     rep.add_argument("--device", default="auto")
+    rep.add_argument("--force", action="store_true", help="run notebooks again even when finished")
     dat = sub.add_parser("data", help="load (and cache) a data set and print what was found")
     dat.add_argument("name", help=f"one of {', '.join(DATASET_NAMES)}")
     dat.add_argument("--data-root", default=None)
@@ -136,7 +202,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "data": return _data_command(args)
     if args.command == "train": return _train_command(args)
-    results = reproduce(args.scale, args.only.split(",") if args.only else None, args.data_root, args.out, args.device)
+    results = reproduce(args.scale, args.only.split(",") if args.only else None, args.data_root, args.out, args.device, force=args.force)
     failed = [r["experiment"] for r in results if r["status"] == "failed"]
     print(f"{len(results) - len(failed)} of {len(results)} experiment notebooks done; report: {Path(args.out)/'REPORT.md'}")
     if failed: sys.exit(f"failed: {', '.join(failed)} (see {Path(args.out)/'REPORT.md'})")

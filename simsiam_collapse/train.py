@@ -28,7 +28,8 @@ from .orderings import STRATEGIES, Ordering
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'METHOD_DEFAULTS', 'TrainConfig', 'learning_rate', 'build_model', 'build_optimizer', 'set_learning_rate',
-           'TrainingDiverged', 'checkpoint_path', 'last_checkpoint', 'read_metrics', 'probe_sets', 'monitor', 'train']
+           'TrainingDiverged', 'checkpoint_path', 'last_checkpoint', 'read_metrics', 'environment', 'probe_sets',
+           'monitor', 'train']
 
 # %% ../nbs/06_train.ipynb #4458a1c6
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -179,8 +180,10 @@ def read_metrics(run_dir) -> list[dict]:
     p = Path(run_dir)/"metrics.jsonl"
     return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
 
-def _environment(device, world_size):
+def environment(device="cpu", world_size=1) -> dict:
+    "Versions, machine and device, recorded next to every output."
     import platform, torchvision
+    device = torch.device(device)
     return dict(python=platform.python_version(), torch=torch.__version__, torchvision=torchvision.__version__,
                 numpy=np.__version__, platform=platform.platform(), device=str(device), world_size=world_size,
                 gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None, threads=torch.get_num_threads())
@@ -258,7 +261,7 @@ def train(config: TrainConfig, run_dir, resume=False, progress=True, on_step=Non
     if main:
         (run_dir/"checkpoints").mkdir(parents=True, exist_ok=True)
         _write_json(run_dir/"config.json", cfg.to_dict())
-        _write_json(run_dir/"environment.json", _environment(device, world))
+        _write_json(run_dir/"environment.json", environment(device, world))
         _write_json(run_dir/"data.json", dict(train=train_ds.describe(), test=test_ds.describe(),
                                               probe=dict(train=len(probe[0]), test=len(probe[1]))))
         np.save(run_dir/"permutation.npy", order.permutation())

@@ -1,0 +1,94 @@
+"The experiment notebooks under papermill at smoke scale, and `reproduce` end to end."
+import json
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+from simsiam_collapse.cli import experiment_notebooks, reproduce
+
+PAPER = Path(__file__).resolve().parent.parent/"nbs"/"paper"
+NOTEBOOKS = {p.stem.split("_")[0]: p for p in sorted(PAPER.glob("e*_*.ipynb"))}
+FAST = ("e2", "e3", "e6")  # in `make test`; the others are marked slow
+
+
+def test_there_is_one_notebook_per_experiment():
+    assert sorted(NOTEBOOKS, key=lambda k: int(k[1:])) == [f"e{i}" for i in range(1, 10)]
+    assert (PAPER/".notest").exists()  # nbdev_test leaves them to papermill
+
+
+@pytest.mark.parametrize("exp_id", sorted(NOTEBOOKS))
+def test_exactly_one_parameters_cell_with_the_common_parameters(exp_id):
+    nb = nbformat.read(NOTEBOOKS[exp_id], as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    for name in ("scale", "dataset", "data_root", "device", "seeds", "out_dir"):
+        assert f"\n{name} = " in "\n" + tagged[0].source, name
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")  # sources are kept clean
+
+
+@pytest.fixture(scope="module")
+def smoke_dir(tmp_path_factory):
+    "One output folder for the module, so later notebooks reuse earlier runs, as in `reproduce`."
+    return tmp_path_factory.mktemp("smoke")
+
+
+def _execute(exp_id, out, **params):
+    target = out/f"{NOTEBOOKS[exp_id].stem}.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS[exp_id]), str(target), parameters=dict(scale="smoke", out_dir=str(out), **params),
+                        cwd=str(out), progress_bar=False)
+    return out/exp_id
+
+
+@pytest.mark.parametrize("exp_id", [pytest.param(e, marks=[] if e in FAST else [pytest.mark.slow]) for e in
+                                    ["e2", "e3", "e6", "e1", "e5", "e7", "e8", "e9", "e4"]])
+def test_notebook_runs_at_smoke_scale_and_writes_its_outputs(exp_id, smoke_dir):
+    folder = _execute(exp_id, smoke_dir)
+    names = {p.name for p in folder.iterdir()}
+    assert {"claims.json", "summary.md", "experiment.json"} <= names
+    claims = json.loads((folder/"claims.json").read_text())["claims"]
+    assert claims and all(c["verdict"] in ("reproduced", "not reproduced", "partly", "not run at this scale") for c in claims)
+    assert all(c["evidence"] for c in claims)
+    pngs = {p.stem for p in folder.glob("*.png")}
+    assert pngs and pngs == {p.stem for p in folder.glob("*.pdf")}  # every figure as PNG and PDF
+    if exp_id != "e4": assert {p.stem for p in folder.glob("*.csv")} == {p.stem for p in folder.glob("*.md")} - {"summary"}
+
+
+def test_an_injected_parameter_changes_the_result(smoke_dir, tmp_path):
+    _execute("e2", tmp_path, seeds=[7], architectures=["resnet18"], fractions=[0.1, 1.0])
+    runs = sorted(p.name for p in (tmp_path/"runs").iterdir())
+    assert runs and all("-s7-" in r for r in runs)
+    rows = (tmp_path/"e2"/"e2_dataset_size.csv").read_text().splitlines()
+    assert [r.split(",")[:2] for r in rows[1:]] == [["resnet18", "0.1"], ["resnet18", "1.0"]]
+
+
+def test_reproduce_reports_a_failure_and_finishes_the_rest(tmp_path):
+    nbs = tmp_path/"nbs"; nbs.mkdir()
+    for e in ("e2", "e3"): (nbs/NOTEBOOKS[e].name).write_bytes(NOTEBOOKS[e].read_bytes())
+    broken = nbformat.read(NOTEBOOKS["e5"], as_version=4)
+    broken.cells.insert(3, nbformat.v4.new_code_cell("raise RuntimeError('deliberately broken for the test')"))
+    nbformat.write(broken, nbs/NOTEBOOKS["e5"].name)
+    out = tmp_path/"out"
+    results = reproduce("smoke", out=out, notebooks=nbs)
+    status = {r["experiment"].split("_")[0]: r["status"] for r in results}
+    assert status == {"e2": "done", "e3": "done", "e5": "failed"}
+    report = (out/"REPORT.md").read_text()
+    for name in ("e2_dataset_size", "e3_collapse", "e5_architectures", "deliberately broken"): assert name in report
+    assert "## Headline claims" in report and (out/"index.html").exists()
+    # a second call trains nothing new and skips the finished notebooks
+    stamps = {p: p.stat().st_mtime for p in (out/"runs").glob("*/status.json")}
+    again = reproduce("smoke", out=out, notebooks=nbs)
+    assert [r.get("skipped", False) for r in again if r["status"] == "done"] == [True, True]
+    assert stamps == {p: p.stat().st_mtime for p in (out/"runs").glob("*/status.json")}
+    with pytest.raises(ValueError, match="scale 'smoke'"):
+        reproduce("mini", out=out, notebooks=nbs)
+
+
+@pytest.mark.slow
+def test_reproduce_smoke_end_to_end(tmp_path):
+    results = reproduce("smoke", out=tmp_path)
+    assert all(r["status"] == "done" for r in results), [r["error"] for r in results if r["status"] != "done"]
+    report = (tmp_path/"REPORT.md").read_text()
+    for nb in experiment_notebooks(): assert nb.stem in report
+    assert report.count("| **") == 6  # a verdict for each headline claim
