@@ -39,8 +39,10 @@ def test_knn_on_clusters_and_shuffled_labels():
     xtr, ytr = _clusters(2000); xte, yte = _clusters(500, seed=1)
     assert knn_accuracy(xtr, ytr, xte, yte) == 100.0  # k=200, T=0.1
     assert knn_accuracy(xtr, ytr, xte, yte, k=20, temperature=0.07) == 100.0
-    chance = knn_accuracy(xtr, ytr[torch.randperm(2000, generator=torch.Generator().manual_seed(0))], xte, yte)
-    assert 3 < chance < 20  # 10 classes: chance is 10 %
+    g = torch.Generator().manual_seed(0)  # labels unrelated to the features: chance is 10 %, std about 1 point here
+    noise = knn_accuracy(torch.randn(5000, 32, generator=g), torch.randint(10, (5000,), generator=g),
+                         torch.randn(2000, 32, generator=g), torch.randint(10, (2000,), generator=g))
+    assert 6 < noise < 14
 
 
 def test_weighted_vote_breaks_what_majority_cannot():
@@ -65,8 +67,10 @@ def test_fast_probe_separable_and_shuffled():
     good = linear_probe_on_features(xtr, ytr, xte, yte, epochs=10, progress=False)
     assert good.final_accuracy >= 99 and len(good.history) == 10
     assert good.best_accuracy >= good.final_accuracy and good.history[good.best_epoch] == good.best_accuracy
-    bad = linear_probe_on_features(xtr, ytr[torch.randperm(2000)], xte, yte, epochs=10, progress=False)
-    assert bad.final_accuracy < 20
+    g = torch.Generator().manual_seed(1)
+    bad = linear_probe_on_features(torch.randn(5000, 32, generator=g), torch.randint(10, (5000,), generator=g),
+                                   torch.randn(2000, 32, generator=g), torch.randint(10, (2000,), generator=g), epochs=10, progress=False)
+    assert 6 < bad.final_accuracy < 14
 
 
 def test_predictor_recovers_coefficients_and_loo_matches_refits():
