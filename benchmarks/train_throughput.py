@@ -114,7 +114,7 @@ def main():
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
           f"threads {torch.get_num_threads()}, batch {args.batch_size}, {args.steps} steps x {args.repeats} runs, data {ds.name}")
-    print(f"| width | (a) ours pairs/s | (b) paper pipeline pairs/s | (c) bare step pairs/s | a / b | a / c |")
+    print("| width | (a) ours pairs/s | (b) paper pipeline pairs/s | (c) bare step pairs/s | a / b | a / c |")
     print("|---|---|---|---|---|---|")
     for width in args.widths:
         runs = dict(a=ours(ds, width, args.batch_size, args.steps, device),

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 # %% auto #0
 __all__ = ['STRATEGIES', 'Ordering', 'chunk_usage', 'plot_orderings']

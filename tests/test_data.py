@@ -6,7 +6,6 @@ import pytest
 import torch
 from PIL import Image
 
-from simsiam_collapse import data
 from simsiam_collapse.data import (DataNotFoundError, ImageReadError, BatchAugment, TwoViewAugment, ViewRecipe,
                                    load_dataset, RECIPES)
 
