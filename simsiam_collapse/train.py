@@ -284,16 +284,25 @@ def train(config: TrainConfig, run_dir, resume=False, progress=True, on_step=Non
     if main: _write_json(run_dir/"status.json", dict(state="running", epochs_done=start, epochs=cfg.epochs))
 
     steps, per_rank = order.steps_per_epoch, cfg.batch_size // world
+    # In-memory uint8 images go to the GPU once (CIFAR-10: 150 MB); streamed folders decode batch by batch.
+    images_on_device = getattr(train_ds, "images", None)
+    if images_on_device is not None and device.type == "cuda" and images_on_device.numel() < 8 * 2 ** 30:
+        images_on_device = images_on_device.to(device)
     for epoch in range(start, cfg.epochs):
         model.train()
         lr = set_learning_rate(cfg, optimizer, epoch)
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         totals = dict(loss=0.0, z_std=0.0)
         t0 = time.time()
-        bar = tqdm(order.batches(epoch, rank, world), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and main), leave=False)
-        for step, idx in enumerate(bar):
+        batches = order.batches(epoch, rank, world)
+        if images_on_device is None:  # a streamed folder: DataLoader workers decode this rank's batches in order
+            image_batches = (imgs for imgs, _ in train_ds.batches(per_rank, np.concatenate(batches)))
+        else:
+            image_batches = (images_on_device[torch.from_numpy(idx).to(images_on_device.device)] for idx in batches)
+        bar = tqdm(image_batches, total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and main), leave=False)
+        for step, images in enumerate(bar):
             if cfg.lr_schedule == "step": lr = set_learning_rate(cfg, optimizer, epoch + step / steps)
-            images = train_ds.images[torch.from_numpy(idx)].to(device, non_blocking=True)
+            images = images.to(device, non_blocking=True)
             views = []
             for view in augment.views:  # parameters for the global batch; this rank's slice
                 p = view.sample(cfg.batch_size, *images.shape[-2:], generator=gen)

@@ -132,3 +132,23 @@ def test_two_processes_match_one_process(tmp_path):
     assert ddp[0]["auc"] == pytest.approx(single[0]["auc"], abs=1e-6)  # same initial weights on every rank
     for a, b in zip(ddp[1:], single[1:]):
         assert a["loss"] == pytest.approx(b["loss"], abs=0.03), (a["loss"], b["loss"])
+
+
+def test_training_on_a_streamed_image_folder(tmp_path, monkeypatch):
+    "ImageNet-size folders are streamed (DataLoader workers) behind the same interface; training takes them too."
+    from PIL import Image
+    from simsiam_collapse import data, train as train_module
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 24), ("val", 8)):
+        for c in ("a", "b"):
+            (tmp_path/"folder"/split/c).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(tmp_path/"folder"/split/c/f"{i}.png")
+    streamed = lambda name, split="train", data_root=None, download=None: data.load_dataset(name, split, stream=True, image_size=16)
+    monkeypatch.setattr(train_module, "load_dataset", streamed)
+    monkeypatch.setenv("SIMSIAM_COLLAPSE_CACHE", str(tmp_path/"cache"))
+    cfg = TrainConfig(dataset=f"imagefolder:{tmp_path/'folder'}", width=4, proj_dim=16, pred_hidden_dim=8, epochs=2, batch_size=16,
+                      probe_size=16, eval_every=0)
+    run = train(cfg, tmp_path/"run", progress=False)
+    assert json.loads((run/"data.json").read_text())["train"]["streamed"] is True
+    assert [m["epoch"] for m in read_metrics(run)] == [0, 1, 2] and last_checkpoint(run) == 2
