@@ -60,7 +60,7 @@ SCALES = {
     "smoke": Scale("smoke", "digits", dict(width=4, epochs=2, batch_size=128, proj_hidden_dim=32, proj_dim=32,
                                              pred_hidden_dim=16, probe_size=300, eval_every=1), probe_epochs=5, seeds=(0, 1)),
     # mini: 16 px crops of CIFAR-10 train a width-8 ResNet-18 at about 3,200 pairs/s on 2 cores (32 px: about 1,000),
-    # so that the runs of all nine notebooks fit in about 2 hours. SimSiam's base lr 0.5 instead of the paper's 0.05:
+    # so that the runs of all nine notebooks take an estimated 2-2.5 hours (issue 7 measures and fits it). SimSiam's base lr 0.5 instead of the paper's 0.05:
     # in 975 steps it doubles the probe's gain over a random network (nbs/paper/mini_scale_study.ipynb).
     "mini": Scale("mini", "cifar10", dict(width=8, image_size=16, epochs=5, batch_size=256, proj_hidden_dim=256, proj_dim=256,
                                             pred_hidden_dim=64, probe_size=2000, eval_every=1), probe_epochs=30, seeds=(0, 1, 2),
