@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .data import DATASET_NAMES, load_dataset
-from .experiments import SCALES
+from .experiments import SCALES, RunStore
 from .train import TrainConfig, environment, train
 
 # %% auto #0
@@ -132,12 +132,12 @@ def reproduce(scale="mini", only=None, data_root=None, out="reproduction", devic
     if state.get("scale") not in (None, scale):
         raise ValueError(f"{out} holds a reproduction at scale {state['scale']!r}: use another --out for scale {scale!r}.")
     state["scale"], done = scale, state.setdefault("notebooks", {})
+    import papermill as pm
     results = []
     for nb in tqdm(nbs, desc=f"reproduce ({scale})", unit="notebook"):
         prev = done.get(nb.stem)
         if prev and prev["status"] == "done" and not force and (out/nb.name).exists():
             results.append(dict(prev, skipped=True)); continue
-        import papermill as pm
         t0, target = time.time(), out/nb.name
         params = dict(scale=scale, data_root=data_root, device=device, out_dir=str(out.resolve()))
         try:
@@ -175,7 +175,7 @@ def _add_config_arguments(parser):
 def _train_command(args):
     import dataclasses
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-    run_dir = Path(args.run_dir or Path("runs")/f"{cfg.method}-{cfg.backbone}w{cfg.width}-{cfg.ordering}-s{cfg.seed}-{cfg.key()}")
+    run_dir = Path(args.run_dir) if args.run_dir else RunStore("runs").path(cfg)  # the store's naming
     train(cfg, run_dir, resume=args.resume)
     print(f"run directory: {run_dir}")
 
@@ -195,7 +195,7 @@ def main(argv=None):
     dat.add_argument("--data-root", default=None)
     dat.add_argument("--download", action="store_true")
     trn = sub.add_parser("train", help="train one model; every TrainConfig field is an option (multi-GPU: torchrun --no-python simsiam-collapse train ...)")
-    trn.add_argument("--run-dir", default=None, help="default: runs/<method>-<backbone>-<ordering>-<seed>-<config hash>")
+    trn.add_argument("--run-dir", default=None, help="default: runs/<method>-<backbone>-w<width>-<ordering>-s<seed>-<config hash>")
     trn.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     _add_config_arguments(trn)
     args = parser.parse_args(argv)

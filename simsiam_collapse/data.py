@@ -21,8 +21,9 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['DATA_ENV', 'CACHE_ENV', 'DOWNLOAD_ENV', 'DATASET_NAMES', 'SPLITS', 'NORMALIZATION', 'IMAGE_EXTENSIONS', 'RECIPES',
            'resolve_data_root', 'cache_dir', 'DataNotFoundError', 'ImageReadError', 'ImageDataset', 'scan_image_folder',
-           'read_image', 'decode_folder', 'StreamingImageFolder', 'load_dataset', 'ViewRecipe', 'blur_kernel_size',
-           'BatchAugment', 'TwoViewAugment', 'eval_transform', 'reference_view_transform', 'ReferenceTwoViews']
+           'resize_center_crop', 'read_image', 'decode_folder', 'StreamingImageFolder', 'load_dataset', 'ViewRecipe',
+           'blur_kernel_size', 'BatchAugment', 'TwoViewAugment', 'eval_transform', 'reference_view_transform',
+           'ReferenceTwoViews']
 
 # %% ../nbs/00_data.ipynb #cb8631d4
 DATA_ENV = "SIMSIAM_COLLAPSE_DATA"
@@ -171,16 +172,20 @@ def scan_image_folder(folder):
     if not files: raise DataNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in class folders under {folder}")
     return files, labels, classes
 
+def resize_center_crop(x, size, resize=None):
+    "Resize the shorter side of a float N x C x H x W batch to `resize` (default `size`), then crop the centre `size` x `size`."
+    resize = resize or size
+    h, w = x.shape[-2:]
+    if (h, w) == (size, size): return x
+    s = resize / min(h, w)
+    x = F.interpolate(x, size=(max(resize, round(h * s)), max(resize, round(w * s))), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
+    return x[..., top:top + size, left:left + size]
+
 def _resize_center_crop(img, size):
-    "Resize the shorter side of a C x H x W tensor to `size`, then crop the centre `size` x `size`."
-    h, w = img.shape[-2:]
-    if (h, w) != (size, size):
-        s = size / min(h, w)
-        nh, nw = max(size, round(h * s)), max(size, round(w * s))
-        img = F.interpolate(img[None].float(), size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)[0]
-        top, left = (nh - size) // 2, (nw - size) // 2
-        img = img[:, top:top + size, left:left + size].round().clamp(0, 255).to(torch.uint8)
-    return img
+    "`resize_center_crop` of one uint8 C x H x W image, back to uint8."
+    if img.shape[-2:] == (size, size): return img
+    return resize_center_crop(img[None].float(), size)[0].round().clamp(0, 255).to(torch.uint8)
 
 def read_image(path, channels=3, image_size=None):
     "Decode one image file to a uint8 C x H x W tensor; raises `ImageReadError` naming the file."
@@ -474,15 +479,7 @@ def eval_transform(images, image_size=None, mean=(0.5,), std=(0.25,), crop_fract
     "Deterministic evaluation view of a uint8 batch: shorter side to `image_size / crop_fraction`, centre crop, normalise."
     image_size = image_size or images.shape[-1]
     crop_fraction = crop_fraction or (0.875 if image_size >= 128 else 1.0)
-    x = images.float().div_(255)
-    h, w = x.shape[-2:]
-    resize = round(image_size / crop_fraction)
-    if (h, w) != (image_size, image_size):
-        s = resize / min(h, w)
-        x = F.interpolate(x, size=(max(resize, round(h * s)), max(resize, round(w * s))), mode="bilinear",
-                          antialias=True, align_corners=False)
-        top, left = (x.shape[-2] - image_size) // 2, (x.shape[-1] - image_size) // 2
-        x = x[..., top:top + image_size, left:left + image_size]
+    x = resize_center_crop(images.float().div_(255), image_size, round(image_size / crop_fraction))
     mean, std = torch.tensor(mean, device=x.device).view(1, -1, 1, 1), torch.tensor(std, device=x.device).view(1, -1, 1, 1)
     return (x - mean) / std
 

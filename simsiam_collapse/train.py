@@ -253,7 +253,6 @@ def train(config: TrainConfig, run_dir, resume=False, progress=True, on_step=Non
     probe = probe_sets(train_ds, test_ds, cfg.probe_size)
 
     # the run directory: a fresh start, a resume, or a hybrid that starts from its single-pass twin
-    start = 0
     if (run_dir/"config.json").exists():
         if not resume and last_checkpoint(run_dir) > 0:
             raise FileExistsError(f"{run_dir} already holds a run: pass resume=True (--resume) to continue it, or choose another directory.")
@@ -285,9 +284,9 @@ def train(config: TrainConfig, run_dir, resume=False, progress=True, on_step=Non
 
     steps, per_rank = order.steps_per_epoch, cfg.batch_size // world
     # In-memory uint8 images go to the GPU once (CIFAR-10: 150 MB); streamed folders decode batch by batch.
-    images_on_device = getattr(train_ds, "images", None)
-    if images_on_device is not None and device.type == "cuda" and images_on_device.numel() < 8 * 2 ** 30:
-        images_on_device = images_on_device.to(device)
+    resident_images = getattr(train_ds, "images", None)
+    if resident_images is not None and device.type == "cuda" and resident_images.numel() < 8 * 2 ** 30:
+        resident_images = resident_images.to(device)
     for epoch in range(start, cfg.epochs):
         model.train()
         lr = set_learning_rate(cfg, optimizer, epoch)
@@ -295,10 +294,10 @@ def train(config: TrainConfig, run_dir, resume=False, progress=True, on_step=Non
         totals = dict(loss=0.0, z_std=0.0)
         t0 = time.time()
         batches = order.batches(epoch, rank, world)
-        if images_on_device is None:  # a streamed folder: DataLoader workers decode this rank's batches in order
+        if resident_images is None:  # a streamed folder: DataLoader workers decode this rank's batches in order
             image_batches = (imgs for imgs, _ in train_ds.batches(per_rank, np.concatenate(batches)))
         else:
-            image_batches = (images_on_device[torch.from_numpy(idx).to(images_on_device.device)] for idx in batches)
+            image_batches = (resident_images[torch.from_numpy(idx).to(resident_images.device)] for idx in batches)
         bar = tqdm(image_batches, total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and main), leave=False)
         for step, images in enumerate(bar):
             if cfg.lr_schedule == "step": lr = set_learning_rate(cfg, optimizer, epoch + step / steps)

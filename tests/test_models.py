@@ -41,7 +41,7 @@ def test_bad_overrides(bad, match):
         build_backbone("resnet18", **bad)
 
 
-def test_simsiam_loss_within_bounds_and_decreases_with_alignment():
+def test_simsiam_loss_within_bounds():
     torch.manual_seed(0)
     m = SimSiam(build_backbone("resnet18", stem="cifar", width=4), proj_dim=32, pred_hidden_dim=8)
     for _ in range(5):
