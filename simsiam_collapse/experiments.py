@@ -90,10 +90,12 @@ def scale_table() -> str:
 
 # %% ../nbs/07_experiments.ipynb #dd31a87b
 def canonical(cfg: TrainConfig) -> TrainConfig:
-    "The same run under one name: a subset of 100 % is multiple pass; a hybrid switching at 0 or at the end is multiple or single pass."
-    if cfg.ordering == "subset" and cfg.fraction == 1.0: return dataclasses.replace(cfg, ordering="multiple_pass")
-    if cfg.ordering == "hybrid" and cfg.switch_epoch == 0: return dataclasses.replace(cfg, ordering="multiple_pass", switch_epoch=None, init_from=None)
-    if cfg.ordering == "hybrid" and cfg.switch_epoch == cfg.epochs: return dataclasses.replace(cfg, ordering="single_pass", switch_epoch=None, init_from=None)
+    """The same run under one name: a subset of 100 % is multiple pass; a hybrid switching at 0 or at the end is multiple or
+    single pass; a chunk count that changes no batch (one chunk per epoch, or an ordering without chunks) is dropped."""
+    if cfg.ordering == "subset" and cfg.fraction == 1.0: cfg = dataclasses.replace(cfg, ordering="multiple_pass")
+    elif cfg.ordering == "hybrid" and cfg.switch_epoch == 0: cfg = dataclasses.replace(cfg, ordering="multiple_pass", switch_epoch=None, init_from=None)
+    elif cfg.ordering == "hybrid" and cfg.switch_epoch == cfg.epochs: cfg = dataclasses.replace(cfg, ordering="single_pass", switch_epoch=None, init_from=None)
+    if cfg.chunks is not None and (cfg.chunks == cfg.epochs or cfg.ordering in ("multiple_pass", "subset")): cfg = dataclasses.replace(cfg, chunks=None)
     return cfg
 
 class RunStore:
