@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 import time
 import traceback
@@ -14,13 +16,14 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .data import DATASET_NAMES, load_dataset
+from .data import DATASET_NAMES, ImageReadError, load_dataset
 from .experiments import SCALES, RunStore
-from .train import TrainConfig, environment, train
+from .train import (RunLocked, TrainConfig, TrainingDiverged, directory_lock, environment, read_metrics, train,
+                                    write_json)
 
 # %% auto #0
-__all__ = ['DEPENDS', 'experiments_dir', 'experiment_notebooks', 'claim_verdicts', 'write_report', 'markdown_to_html',
-           'reproduce', 'main']
+__all__ = ['DEPENDS', 'CONFIG_GROUPS', 'USER_ERRORS', 'experiments_dir', 'experiment_notebooks', 'claim_verdicts', 'write_report',
+           'markdown_to_html', 'reproduce', 'build_parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #295c8057
 DEPENDS = {"e1": ["e6"], "e3": ["e2"], "e4": ["e2", "e5", "e6", "e9"], "e7": ["e6"], "e8": ["e6"], "e9": ["e6"]}  # experiment -> experiments whose runs it reuses
@@ -120,13 +123,21 @@ def markdown_to_html(md, title) -> str:
     style = "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}"
     return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
 
-def reproduce(scale="mini", only=None, data_root=None, out="reproduction", device="auto", notebooks=None, force=False) -> list[dict]:
+def reproduce(scale="mini", only=None, data_root=None, out="reproduction", device="auto", notebooks=None, force=False,
+              jobs=None, wait=False) -> list[dict]:
     """Run the experiment notebooks with papermill in dependency order; write executed notebooks, figures, tables and REPORT.md
-    under `out`. A finished notebook (same scale) is skipped unless `force`; a failing one is recorded and the rest still run."""
+    under `out`. A finished notebook (same scale) is skipped unless `force`; a failing one is recorded and the rest still run.
+    `jobs` training runs of a notebook run in parallel (None: chosen from the cores). One reproduction per `out` at a time:
+    another fails at once naming the holder, or queues behind it with `wait`."""
     if scale not in SCALES: raise ValueError(f"Unknown scale {scale!r}. Valid: {', '.join(SCALES)}.")
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    if jobs is not None and not (isinstance(jobs, int) and jobs >= 1): raise ValueError(f"jobs={jobs!r} is not valid: a positive integer, or None.")
+    out = Path(out)
     nbs = experiment_notebooks(notebooks, only)
-    (out/"environment.json").write_text(json.dumps(dict(environment(), scale=scale, data_root=data_root, device=device), indent=1))
+    with directory_lock(out, wait, what="reproduce"):
+        return _reproduce_locked(scale, nbs, data_root, out, device, force, jobs)
+
+def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs):
+    write_json(out/"environment.json", dict(environment(), scale=scale, data_root=data_root, device=device, jobs=jobs))
     state_file = out/"reproduce.json"
     state = _read_json(state_file) or {}
     if state.get("scale") not in (None, scale):
@@ -139,7 +150,7 @@ def reproduce(scale="mini", only=None, data_root=None, out="reproduction", devic
         if prev and prev["status"] == "done" and not force and (out/nb.name).exists():
             results.append(dict(prev, skipped=True)); continue
         t0, target = time.time(), out/nb.name
-        params = dict(scale=scale, data_root=data_root, device=device, out_dir=str(out.resolve()))
+        params = dict(scale=scale, data_root=data_root, device=device, out_dir=str(out.resolve()), jobs=jobs)
         try:
             pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(out), progress_bar=False)
             status, error = "done", ""
@@ -147,7 +158,7 @@ def reproduce(scale="mini", only=None, data_root=None, out="reproduction", devic
             status, error = "failed", "".join(traceback.format_exception_only(e))
         results.append(dict(experiment=nb.stem, status=status, seconds=time.time() - t0, output=nb.name, error=error))
         done[nb.stem] = results[-1]
-        state_file.write_text(json.dumps(state, indent=1))
+        write_json(state_file, state)
         write_report(out, results, scale)  # after each notebook, so a kill loses nothing already done
     write_report(out, results, scale)
     return results
@@ -158,50 +169,87 @@ def _data_command(args):
         ds = load_dataset(args.name, split, data_root=args.data_root, download=args.download or None)
         print(ds)
 
-def _parse_value(text, annotation):
-    "A command-line string as the type of a `TrainConfig` field ('none' for an optional one)."
-    if "None" in annotation and text.lower() == "none": return None
-    for name, kind in (("int", int), ("float", float)):
-        if annotation.startswith(name): return kind(text)
-    return text
+def _value_parser(annotation):
+    "An argparse `type` for a `TrainConfig` field's annotation: int, float or str, and 'none' for an optional one."
+    kind = annotation.split(" |")[0]
+    convert = {"int": int, "float": float}.get(kind, str)
+    def parse(text):
+        if "None" in annotation and text.lower() == "none": return None
+        try: return convert(text)
+        except ValueError: raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind == 'int' else 'a number'}") from None
+    parse.__name__ = kind
+    return parse
+
+CONFIG_GROUPS = ("data", "model", "method", "ordering", "optimisation", "run")
 
 def _add_config_arguments(parser):
-    import dataclasses
+    "One option per `TrainConfig` field, with its help, choices and default, grouped as in `CONFIG_GROUPS`."
+    groups = {g: parser.add_argument_group(f"{g} (TrainConfig)") for g in CONFIG_GROUPS}
     for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type == "bool": parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
-        else: parser.add_argument(flag, default=f.default, type=lambda t, a=str(f.type): _parse_value(t, a), metavar=f.type.split(" ")[0].upper())
+        flag, meta = "--" + f.name.replace("_", "-"), f.metadata
+        group, text = groups[meta["group"]], meta["help"].replace("%", "%%")  # argparse formats help with %
+        if "default" not in text: text += " (default: %(default)s)"
+        choices = meta.get("choices") if f.name != "dataset" else None  # a dataset may also be imagefolder:<path>
+        if f.type == "bool": group.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=text)
+        else: group.add_argument(flag, default=f.default, type=_value_parser(f.type), help=text, choices=choices,
+                                 metavar=None if choices else f.type.split(" ")[0].upper())
+
+def _summary(run_dir) -> str:
+    "The final line of a run's log, for people: loss, AUC, RankMe, kNN."
+    last = next((m for m in reversed(read_metrics(run_dir)) if "auc" in m), None)
+    if last is None: return f"run directory: {run_dir}"
+    return (f"epoch {last['epoch']}: loss {last.get('loss', float('nan')):.4f}, AUC {last['auc']:.3f} (higher = more collapsed), "
+            f"RankMe {last['rankme']:.1f}, kNN {last['knn']:.1f} % (k={last.get('knn_k', 200)}, probe set)\nrun directory: {run_dir}")
 
 def _train_command(args):
-    import dataclasses
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}).validate()
     run_dir = Path(args.run_dir) if args.run_dir else RunStore("runs").path(cfg)  # the store's naming
-    train(cfg, run_dir, resume=args.resume)
-    print(f"run directory: {run_dir}")
+    train(cfg, run_dir, resume=args.resume, wait=args.wait)
+    print(_summary(run_dir))
 
-def main(argv=None):
-    "Entry point of the `simsiam-collapse` command."
-    parser = argparse.ArgumentParser(prog="simsiam-collapse", description=__doc__ or "Understanding collapse in SimSiam, reproduced.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    rep = sub.add_parser("reproduce", help="run the experiment notebooks and write REPORT.md")
-    rep.add_argument("--scale", default="mini", choices=list(SCALES))
-    rep.add_argument("--only", default=None, help="comma-separated experiment ids, e.g. e2,e6")
-    rep.add_argument("--data-root", default=None)
-    rep.add_argument("--out", default="reproduction")
-    rep.add_argument("--device", default="auto")
-    rep.add_argument("--force", action="store_true", help="run notebooks again even when finished")
-    dat = sub.add_parser("data", help="load (and cache) a data set and print what was found")
-    dat.add_argument("name", help=f"one of {', '.join(DATASET_NAMES)}")
-    dat.add_argument("--data-root", default=None)
-    dat.add_argument("--download", action="store_true")
-    trn = sub.add_parser("train", help="train one model; every TrainConfig field is an option (multi-GPU: torchrun --no-python simsiam-collapse train ...)")
-    trn.add_argument("--run-dir", default=None, help="default: runs/<method>-<backbone>-w<width>-<ordering>-s<seed>-<config hash>")
-    trn.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
-    _add_config_arguments(trn)
-    args = parser.parse_args(argv)
-    if args.command == "data": return _data_command(args)
-    if args.command == "train": return _train_command(args)
-    results = reproduce(args.scale, args.only.split(",") if args.only else None, args.data_root, args.out, args.device, force=args.force)
+def _reproduce_command(args):
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    results = reproduce(args.scale, only, args.data_root, args.out, args.device, force=args.force, jobs=args.jobs, wait=args.wait)
     failed = [r["experiment"] for r in results if r["status"] == "failed"]
     print(f"{len(results) - len(failed)} of {len(results)} experiment notebooks done; report: {Path(args.out)/'REPORT.md'}")
     if failed: sys.exit(f"failed: {', '.join(failed)} (see {Path(args.out)/'REPORT.md'})")
+
+USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError, RunLocked, ImageReadError)  # a user's mistake: one line, no traceback
+
+def build_parser() -> argparse.ArgumentParser:
+    "The `simsiam-collapse` argument parser: `reproduce`, `train` and `data`."
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(prog="simsiam-collapse", description=__doc__ or "Understanding collapse in SimSiam, reproduced.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("reproduce", help="run the experiment notebooks and write REPORT.md", formatter_class=fmt)
+    rep.add_argument("--scale", default="mini", choices=list(SCALES), help="how large: smoke (seconds), mini (a laptop CPU), gpu, paper")
+    rep.add_argument("--only", default=None, help="comma-separated experiment ids, e.g. e2,e6 (with the experiments they reuse)")
+    rep.add_argument("--data-root", default=None, help="folder holding the data sets (default: $SIMSIAM_COLLAPSE_DATA)")
+    rep.add_argument("--out", default="reproduction", help="output folder: executed notebooks, figures, tables, runs, REPORT.md")
+    rep.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
+    rep.add_argument("--jobs", type=int, default=None, help="training runs in parallel (default: chosen from the cores; 1 on a GPU)")
+    rep.add_argument("--force", action="store_true", help="run notebooks again even when finished")
+    rep.add_argument("--wait", action="store_true", help="if another reproduce holds --out, wait for it instead of failing")
+    dat = sub.add_parser("data", help="load (and cache) a data set and print what was found", formatter_class=fmt)
+    dat.add_argument("name", help=f"one of {', '.join(DATASET_NAMES)}")
+    dat.add_argument("--data-root", default=None, help="folder holding the data set (default: $SIMSIAM_COLLAPSE_DATA)")
+    dat.add_argument("--download", action="store_true", help="allow a download (CIFAR-10/100)")
+    trn = sub.add_parser("train", help="train one model; every TrainConfig field is an option (multi-GPU: torchrun --no-python simsiam-collapse train ...)")
+    trn.add_argument("--run-dir", default=None, help="default: runs/<method>-<backbone>-w<width>-<ordering>-s<seed>-<config hash>")
+    trn.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    trn.add_argument("--wait", action="store_true", help="if another process trains in --run-dir, wait for it instead of failing")
+    _add_config_arguments(trn)
+    return parser
+
+def main(argv=None):
+    "Entry point of the `simsiam-collapse` command. A user's mistake exits with status 2 and one message (SIMSIAM_COLLAPSE_DEBUG=1: a traceback)."
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = {"data": _data_command, "train": _train_command, "reproduce": _reproduce_command}[args.command]
+    try: return command(args)
+    except USER_ERRORS as e:
+        if os.environ.get("SIMSIAM_COLLAPSE_DEBUG"): raise
+        parser.exit(2, f"simsiam-collapse {args.command}: error: {e}\n")
+    except TrainingDiverged as e:
+        if os.environ.get("SIMSIAM_COLLAPSE_DEBUG"): raise
+        parser.exit(1, f"simsiam-collapse {args.command}: {e}\n")

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,8 @@ import simsiam_collapse
 
 # %% auto #0
 __all__ = ['REFERENCE_DIR', 'OFFICIAL_AUC', 'OFFICIAL_AUC_SQUARED', 'singular_values', 'cumulative_explained_variance',
-           'collapse_auc', 'official_spectra', 'SpectrumAccumulator', 'rankme', 'std_of_l2_normalized', 'plot_spectra',
-           'plot_auc', 'save_figure']
+           'collapse_auc', 'official_spectra', 'SpectrumAccumulator', 'rankme', 'collapse_measures',
+           'std_of_l2_normalized', 'plot_spectra', 'plot_auc', 'save_figure']
 
 # %% ../nbs/03_collapse.ipynb #e2f33ccf
 def _to_tensor(x) -> torch.Tensor:
@@ -25,28 +26,41 @@ def _to_tensor(x) -> torch.Tensor:
     if not isinstance(x, torch.Tensor): raise TypeError(f"Expected a torch tensor or numpy array, got {type(x).__name__}.")
     return x.detach().to(torch.float64)
 
+def _check_finite(x, what="Features"):
+    bad = (~torch.isfinite(x)).sum().item()
+    if bad: raise ValueError(f"{what} contain {bad} NaN or inf value(s) out of {x.numel()}: the model has diverged "
+                             f"(or its input is broken); a spectrum of them means nothing.")
+    return x
+
 def _check_features(x):
     if x.ndim != 2: raise ValueError(f"Features must be a 2-d N x d matrix, got shape {tuple(x.shape)}.")
     if len(x) < 2: raise ValueError(f"Need at least 2 feature vectors to measure a spectrum, got {len(x)}.")
-    if not torch.isfinite(x).all(): raise ValueError("Features contain NaN or inf values.")
-    return x
+    if len(x) < x.shape[1]:
+        warnings.warn(f"Only {len(x)} feature vectors for {x.shape[1]} dimensions: at least {x.shape[1] - len(x) + 1} singular "
+                      f"values are zero whatever the model, so the spectrum says little. Measure on more images.", stacklevel=3)
+    return _check_finite(x)
+
+def _pad_to(s, d):
+    "The d singular values of an N x d matrix: svd gives min(N, d); the rest are zero (fully collapsed directions)."
+    return torch.cat([s, s.new_zeros(d - len(s))]) if len(s) < d else s
 
 def singular_values(features, center=True, normalize=False) -> torch.Tensor:
-    "Singular values (descending, float64) of the N x d `features`, column-centred; rows L2-normalised first if `normalize`."
+    "The d singular values (descending, float64) of the N x d `features`, column-centred; rows L2-normalised first if `normalize`."
     x = _check_features(_to_tensor(features))
     if normalize: x = torch.nn.functional.normalize(x, dim=1)
     if center: x = x - x.mean(0, keepdim=True)
-    return torch.linalg.svdvals(x).cpu()
+    return _pad_to(torch.linalg.svdvals(x).cpu(), x.shape[1])
 
 def cumulative_explained_variance(s, power=1) -> torch.Tensor:
-    "c_j = sum_{i<=j} s_i^power / sum_i s_i^power (power=1: the paper's definition)."
-    s = _to_tensor(s).flatten().cpu() ** power
+    """c_j = sum_{i<=j} s_i^power / sum_i s_i^power (power=1: the paper's definition).
+    All zero (constant features, total collapse): c_j = 1 for every j, the limit of a rank-one spectrum."""
+    s = _check_finite(_to_tensor(s).flatten().cpu(), "Singular values") ** power
     if (s < 0).any(): raise ValueError("Singular values must be non-negative.")
-    if s.sum() == 0: raise ValueError("All singular values are zero: the features are constant, AUC is undefined.")
+    if s.sum() == 0: return torch.ones_like(s)
     return torch.cumsum(s.sort(descending=True).values, 0) / s.sum()
 
 def collapse_auc(s, power=1) -> float:
-    "Area under the cumulative explained variance, (1/d) sum_j c_j: about 0.5 flat, 1 for rank one. Higher = more collapsed."
+    "Area under the cumulative explained variance, (1/d) sum_j c_j: about 0.5 flat, 1 for rank one or none. Higher = more collapsed."
     return cumulative_explained_variance(s, power).mean().item()
 
 # %% ../nbs/03_collapse.ipynb #5b2d7bce
@@ -62,42 +76,58 @@ def official_spectra() -> dict[int, torch.Tensor]:
 
 # %% ../nbs/03_collapse.ipynb #98d381c3
 class SpectrumAccumulator:
-    "Singular values of the centred features of all batches seen, in O(d^2) memory."
+    "The d singular values of the (centred) features of all batches seen, in O(d^2) memory."
     def __init__(self, center=True, normalize=False):
         self.center, self.normalize = center, normalize
         self.n, self.shift, self.sum, self.gram = 0, None, None, None
 
     @torch.no_grad()
     def update(self, batch):
-        "Add an n x d batch of features (tensor or array; any device)."
+        "Add an n x d batch of features (tensor or array; any device). An empty batch adds nothing."
         x = _to_tensor(batch)
         if x.ndim != 2: raise ValueError(f"A batch must be an n x d matrix, got shape {tuple(x.shape)}.")
+        if self.gram is not None and x.shape[1] != self.gram.shape[0]:
+            raise ValueError(f"Batch has {x.shape[1]} features, earlier batches had {self.gram.shape[0]}.")
+        if len(x) == 0: return self
+        _check_finite(x)
         if self.normalize: x = torch.nn.functional.normalize(x, dim=1)
         if self.gram is None:
             self.shift = x.mean(0) if self.center else torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
             self.sum = torch.zeros_like(self.shift)
             self.gram = torch.zeros(x.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
-        elif x.shape[1] != self.gram.shape[0]:
-            raise ValueError(f"Batch has {x.shape[1]} features, earlier batches had {self.gram.shape[0]}.")
         x = x.to(self.gram.device) - self.shift
         self.sum += x.sum(0)
         self.gram += x.T @ x
         self.n += len(x)
         return self
 
-    def singular_values(self) -> torch.Tensor:
-        "Singular values, descending (float64, on the CPU)."
+    def singular_values(self, center=None) -> torch.Tensor:
+        "Singular values, descending (float64, on the CPU); `center` overrides the accumulator's setting (e.g. for RankMe)."
         if self.n < 2: raise ValueError(f"Need at least 2 feature vectors, got {self.n}.")
-        scatter = self.gram - torch.outer(self.sum, self.sum) / self.n if self.center else self.gram
+        center = self.center if center is None else center
+        d = self.gram.shape[0]
+        if self.n < d:
+            warnings.warn(f"Only {self.n} feature vectors for {d} dimensions: the spectrum says little. Measure on more images.", stacklevel=2)
+        if center: scatter = self.gram - torch.outer(self.sum, self.sum) / self.n
+        else:  # the scatter of the raw features: add back the shift taken off every row
+            scatter = self.gram + torch.outer(self.shift, self.sum) + torch.outer(self.sum, self.shift) + self.n * torch.outer(self.shift, self.shift)
         eig = torch.linalg.eigvalsh((scatter + scatter.T) / 2)
         return eig.clamp_min(0).sqrt().flip(0).cpu()
 
 # %% ../nbs/03_collapse.ipynb #27e10b18
 def rankme(s, eps=1e-7) -> float:
-    "Effective rank exp(H(p)) with p = s / sum(s) (RankMe, Garrido et al. 2023)."
-    s = _to_tensor(s).flatten().cpu()
+    "Effective rank exp(H(p)) with p = s / sum(s) + eps (RankMe, Garrido et al. 2023); 1 for an all-zero spectrum."
+    s = _check_finite(_to_tensor(s).flatten().cpu(), "Singular values")
+    if s.sum() == 0: return 1.0
     p = s / s.sum() + eps
     return torch.exp(-(p * p.log()).sum()).item()
+
+def collapse_measures(features) -> dict:
+    """The AUC (centred singular values, the paper's definition) and RankMe (uncentred ones, as published) of N x d
+    `features` or of a `SpectrumAccumulator` fed with them, with the centred `spectrum`."""
+    if isinstance(features, SpectrumAccumulator): s, raw = features.singular_values(center=True), features.singular_values(center=False)
+    else: s, raw = singular_values(features), singular_values(features, center=False)
+    return dict(auc=collapse_auc(s), rankme=rankme(raw), feature_dim=len(s), spectrum=s)
 
 def std_of_l2_normalized(z) -> float:
     "Mean over dimensions of the std over samples of z / ||z||: about 1/sqrt(d) when spread out, 0 when collapsed."

@@ -9,6 +9,7 @@ import hashlib
 import math
 import os
 import urllib.error
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -207,8 +208,13 @@ def decode_folder(folder, channels=3, image_size=None, cache=True, desc=None):
     files, labels, classes = scan_image_folder(folder)
     path = cache_dir()/f"{folder.parent.name}-{folder.name}-{_folder_key(folder, files, image_size, channels)}.pt"
     if cache and path.exists():
-        saved = torch.load(path, weights_only=True)
-        return saved["images"], saved["labels"], saved["classes"]
+        try:
+            saved = torch.load(path, weights_only=True)
+            if len(saved["images"]) == len(saved["labels"]) == len(files): return saved["images"], saved["labels"], saved["classes"]
+            problem = f"it holds {len(saved['labels'])} images for {len(files)} files"
+        except Exception as e: problem = f"{type(e).__name__}: {str(e)[:120]}"
+        warnings.warn(f"The decode cache {path} is unreadable ({problem}): it is deleted and rebuilt from {folder}.")
+        path.unlink(missing_ok=True)
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
         imgs = list(tqdm(pool.map(lambda f: read_image(f, channels, image_size), files), total=len(files),
                          desc=desc or f"decoding {folder}", leave=False))
@@ -301,12 +307,30 @@ def _load_cifar(name, split, data_root, download):
     return ImageDataset(images, torch.tensor(tv.targets), list(tv.classes), name, split, f"{root/tv_dir} (torchvision files)", mean, std)
 
 # %% ../nbs/00_data.ipynb #e7d15073
+_OPTIONS = {"fake": ("image_size", "channels", "num_classes", "num_samples", "seed", "noise"),
+            "imagefolder": ("image_size", "channels", "stream", "max_in_memory")}
+
+def _check_options(name, options):
+    "Each data set takes only its own options, with sensible values: nothing is silently ignored."
+    kind = "imagefolder" if name.startswith("imagefolder:") else name
+    allowed = _OPTIONS.get(kind, ())
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        valid = f"it takes {', '.join(allowed)}" if allowed else "it takes none (the crop size of training is TrainConfig.image_size)"
+        raise ValueError(f"Data set {name!r} does not take the option(s) {', '.join(unknown)}: {valid}.")
+    for key in ("image_size", "channels", "num_classes", "num_samples", "max_in_memory"):
+        v = options.get(key)
+        if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            raise ValueError(f"{key}={v!r} is not valid for {name!r}: a positive integer.")
+    if options.get("channels") not in (None, 1, 3): raise ValueError(f"channels={options['channels']!r} is not valid: 1 or 3.")
+
 def load_dataset(name, split="train", data_root=None, download=None, **options):
     """Load split `split` of data set `name` (one of `DATASET_NAMES`) as an `ImageDataset`.
     `download=None` allows a download only when `$SIMSIAM_COLLAPSE_DOWNLOAD=1`. Options: `fake` takes
-    `image_size, channels, num_classes, num_samples, seed`; `imagefolder:<path>` takes `image_size, channels, stream`."""
+    `image_size, channels, num_classes, num_samples, seed, noise`; `imagefolder:<path>` takes `image_size, channels, stream`."""
     _check_name(name)
     split = _check_split(split)
+    _check_options(name, options)
     if name == "mnist5k": return _load_mnist5k(split)
     if name == "digits": return _load_digits(split)
     if name == "fake": return _load_fake(split, **options)

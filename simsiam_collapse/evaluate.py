@@ -18,8 +18,9 @@ from .collapse import SpectrumAccumulator
 from .data import BatchAugment, ViewRecipe, eval_transform
 
 # %% auto #0
-__all__ = ['default_device', 'extract_features', 'knn_predict', 'knn_accuracy', 'LARS', 'cosine_lr', 'ProbeResult',
-           'linear_probe_on_features', 'linear_probe', 'AccuracyPredictor', 'fit_accuracy_predictor']
+__all__ = ['KNN_TEMPERATURE', 'KNN_K_AT_50K', 'default_device', 'extract_features', 'knn_k', 'knn_predict', 'knn_accuracy',
+           'LARS', 'cosine_lr', 'ProbeResult', 'linear_probe_on_features', 'linear_probe', 'AccuracyPredictor',
+           'fit_accuracy_predictor']
 
 # %% ../nbs/04_evaluate.ipynb #731bf097
 def default_device(device=None) -> torch.device:
@@ -37,6 +38,7 @@ def extract_features(backbone, ds, batch_size=512, device=None, image_size=None,
     out = []
     try:
         n = len(ds) if indices is None else len(indices)
+        if n == 0: raise ValueError("No images to extract features from: `indices` is empty.")
         bar = tqdm(total=n, desc="features", unit="img", disable=not progress, leave=False)
         for images, _ in ds.batches(batch_size, indices):
             x = eval_transform(images.to(device, non_blocking=True), image_size, ds.mean, ds.std)
@@ -50,6 +52,13 @@ def extract_features(backbone, ds, batch_size=512, device=None, image_size=None,
     return torch.cat(out) if keep else None
 
 # %% ../nbs/04_evaluate.ipynb #e72275bd
+KNN_TEMPERATURE = 0.1
+KNN_K_AT_50K = 200  # lightly's CIFAR-10 tables: k = 200 over a bank of the 50,000 training images (0.4 % of it)
+
+def knn_k(bank_size) -> int:
+    "k for a bank of `bank_size` images: the community's 200 per 50,000 (0.4 %), at least 5, at most 200."
+    return int(max(5, min(KNN_K_AT_50K, round(bank_size * KNN_K_AT_50K / 50_000))))
+
 @torch.no_grad()
 def knn_predict(train_features, train_labels, test_features, k=200, temperature=0.1, weighted=True,
                 num_classes=None, chunk_size=1024) -> torch.Tensor:

@@ -5,24 +5,32 @@
 # %% ../nbs/07_experiments.ipynb #02b66e53
 from __future__ import annotations
 
+import ast
+import contextlib
 import dataclasses
 import json
+import os
 import time
+import types
+import typing
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .collapse import OFFICIAL_AUC, SpectrumAccumulator, collapse_auc, rankme, save_figure
+from .collapse import OFFICIAL_AUC, SpectrumAccumulator, collapse_measures, save_figure
 from .data import DataNotFoundError, load_dataset
-from .evaluate import default_device, extract_features, knn_accuracy, linear_probe, linear_probe_on_features
-from .train import TrainConfig, build_model, checkpoint_path, environment, last_checkpoint, read_metrics, train
+from .evaluate import KNN_TEMPERATURE, default_device, extract_features, knn_accuracy, knn_k, linear_probe, linear_probe_on_features
+from .train import (TrainConfig, write_json, build_model, checkpoint_path, environment, last_checkpoint, read_metrics,
+                                    run_status, train)
 
 # %% auto #0
-__all__ = ['PAPER_E1', 'PAPER_TABLE2', 'PAPER_E9', 'PAPER_AUC_BY_FRACTION', 'CLAIMS', 'SCALES', 'VERDICTS', 'Scale',
-           'scale_table', 'canonical', 'RunStore', 'load_backbone', 'evaluate_run', 'Experiment', 'aggregate',
-           'spearman', 'pm']
+__all__ = ['PAPER_E1', 'PAPER_TABLE2', 'PAPER_E9', 'PAPER_AUC_BY_FRACTION', 'CLAIMS', 'SCALES', 'EVAL_VERSION', 'VERDICTS',
+           'Scale', 'scale_table', 'canonical', 'RunStore', 'load_backbone', 'cached_evaluation', 'evaluate_run',
+           'default_jobs', 'train_and_evaluate', 'run_all', 'Experiment', 'check_parameters', 'aggregate', 'spearman',
+           'pm']
 
 # %% ../nbs/07_experiments.ipynb #114fb9c1
 PAPER_E1 = {"simsiam": {"resnet18": 30.0, "resnet34": 16.8, "resnet50": 68.1}}
@@ -55,22 +63,26 @@ class Scale:
     eval_train_size: int | None = None  # training images for the final AUC / probe (None: all)
     fallback_dataset: str | None = None
     method_train: dict = field(default_factory=dict)  # method -> TrainConfig fields for that method only (e.g. SimSiam's lr)
+    threads: int | None = None  # torch threads per training run (CPU scales: 1, so results do not depend on --jobs); None: torch's default
+    fractions: tuple = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)  # E2/E3's data fractions: the paper's, where the smallest subset holds a few batches
 
 SCALES = {
-    "smoke": Scale("smoke", "digits", dict(width=4, epochs=2, batch_size=128, proj_hidden_dim=32, proj_dim=32,
-                                             pred_hidden_dim=16, probe_size=300, eval_every=1), probe_epochs=5, seeds=(0, 1)),
+    "smoke": Scale("smoke", "digits", dict(width=4, epochs=2, chunks=2, batch_size=128, proj_hidden_dim=32, proj_dim=32,
+                                             pred_hidden_dim=16, probe_size=300, eval_every=1), probe_epochs=5, seeds=(0, 1),
+                   threads=1, fractions=(0.1, 0.2, 0.5, 1.0)),
     # mini: on mnist5k a width-8 ResNet-18 goes from 39 % (kNN, untrained) to 86-91 % linear probe in 900 steps at 16 px, where
     # CIFAR-10 at the same cost only reaches SimSiam's early phase (+15 points over a random network); 40 epochs (600 steps)
     # keep all nine notebooks inside two hours on 2 cores (nbs/paper/mini_scale_study.ipynb). SimSiam's base lr 0.5, not 0.05:
     # at this length it doubles the probe's gain over a random network. BYOL with its LARS defaults collapses at this length
     # (ResNet-34 34.7 %, single pass 25.2 %); with SimSiam's SGD at lr 0.5 it learns (72.7 %, 75.2 %; the study).
-    "mini": Scale("mini", "mnist5k", dict(width=8, image_size=16, epochs=40, batch_size=256, proj_hidden_dim=256, proj_dim=256,
-                                            pred_hidden_dim=64, probe_size=2000, eval_every=5), probe_epochs=30, seeds=(0, 1, 2),
+    "mini": Scale("mini", "mnist5k", dict(width=8, image_size=16, epochs=40, chunks=3, batch_size=256, proj_hidden_dim=256, proj_dim=256,
+                                            pred_hidden_dim=64, probe_size=2000, eval_every=5, checkpoint_every=8), probe_epochs=30, seeds=(0, 1, 2),
+                  threads=1, fractions=(0.1, 0.2, 0.5, 1.0),
                   method_train={"simsiam": dict(base_lr=0.5),
                                 "byol": dict(optimizer="sgd", base_lr=0.5, weight_decay=5e-4, warmup_epochs=0)}),
     "mini-cifar": Scale("mini-cifar", "cifar10", dict(width=8, image_size=16, epochs=5, batch_size=256, proj_hidden_dim=256,
                                                         proj_dim=256, pred_hidden_dim=64, probe_size=2000, eval_every=1),
-                        probe_epochs=30, seeds=(0, 1, 2), eval_train_size=10000, fallback_dataset="mnist5k",
+                        probe_epochs=30, seeds=(0, 1, 2), eval_train_size=10000, fallback_dataset="mnist5k", threads=1,
                         method_train={"simsiam": dict(base_lr=0.5)}),
     "gpu": Scale("gpu", "cifar10", dict(width=64, epochs=200, batch_size=512, probe_size=5000, eval_every=10),
                  probe="paper", probe_epochs=90, seeds=(0, 1, 2)),
@@ -107,9 +119,7 @@ class RunStore:
         tag = {"subset": f"subset{cfg.fraction:g}", "hybrid": f"hybrid{cfg.switch_epoch}"}.get(cfg.ordering, cfg.ordering)
         return self.root/f"{cfg.method}-{cfg.backbone}-w{cfg.width}-{tag}-s{cfg.seed}-{cfg.key()}"
 
-    def is_done(self, cfg) -> bool:
-        p = self.path(cfg)/"status.json"
-        return p.exists() and json.loads(p.read_text())["state"] == "done"
+    def is_done(self, cfg) -> bool: return run_status(self.path(cfg)) == "done"
 
     def get(self, cfg: TrainConfig, progress=True) -> Path:
         "The finished run directory of `cfg`, training or resuming it when needed."
@@ -119,33 +129,44 @@ class RunStore:
         if cfg.ordering == "hybrid" and cfg.init_from is None:  # start from the single-pass twin, training it if needed
             twin = dataclasses.replace(cfg, ordering="single_pass", switch_epoch=None)
             cfg = dataclasses.replace(cfg, init_from=str(self.get(twin, progress)))
-        train(cfg, run_dir, resume=True, progress=progress)
+        train(cfg, run_dir, resume=True, progress=progress, wait=True)  # another process on the run: wait, then find it finished
         return run_dir
 
     def finished(self) -> list[tuple[TrainConfig, Path]]:
         "Every finished run in the store."
         out = []
         for status in sorted(self.root.glob("*/status.json")):
-            if json.loads(status.read_text())["state"] == "done":
-                out.append((TrainConfig.from_dict(json.loads((status.parent/"config.json").read_text())), status.parent))
+            if run_status(status.parent) == "done": out.append((TrainConfig.load(status.parent/"config.json"), status.parent))
         return out
 
 # %% ../nbs/07_experiments.ipynb #1459367f
+EVAL_VERSION = 2  # 2: RankMe on uncentred features, kNN's k scaled to the bank
+
 def load_backbone(run_dir, epoch=None, device="cpu"):
     "The backbone of `run_dir` after `epoch` epochs (default: the last checkpoint), and the run's config."
-    cfg = TrainConfig.from_dict(json.loads((Path(run_dir)/"config.json").read_text()))
+    cfg = TrainConfig.load(Path(run_dir)/"config.json")
     data = json.loads((Path(run_dir)/"data.json").read_text())
     model = build_model(cfg, data["train"]["shape"][0])
     state = torch.load(checkpoint_path(run_dir, epoch or last_checkpoint(run_dir)), map_location="cpu", weights_only=False)
     model.load_state_dict(state["model"])
     return model.backbone.to(device).eval(), cfg
 
+def _eval_settings(run_dir, scale: Scale) -> dict:
+    "What a run's final measurements depend on besides the run: the probe protocol, the checkpoint measured, the code's version."
+    return dict(probe=scale.probe, probe_epochs=scale.probe_epochs, eval_train_size=scale.eval_train_size,
+                checkpoint=last_checkpoint(run_dir), version=EVAL_VERSION)
+
+def cached_evaluation(run_dir, scale: Scale) -> dict | None:
+    "The run's `eval.json` when it was measured with these settings, else None."
+    try: saved = json.loads((Path(run_dir)/"eval.json").read_text())
+    except (OSError, ValueError): return None
+    return saved if saved.get("settings") == _eval_settings(run_dir, scale) else None
+
 def evaluate_run(run_dir, scale: Scale, device="auto", data_root=None, progress=False) -> dict:
     "Final measurements of a finished run, cached in `run_dir/eval.json` (with the spectrum in `spectrum.npy`)."
     run_dir, device = Path(run_dir), default_device(device)
-    settings = dict(probe=scale.probe, probe_epochs=scale.probe_epochs, eval_train_size=scale.eval_train_size)
-    cache = run_dir/"eval.json"
-    if cache.exists() and (saved := json.loads(cache.read_text())).get("settings") == settings: return saved
+    if (saved := cached_evaluation(run_dir, scale)) is not None: return saved
+    settings, cache = _eval_settings(run_dir, scale), run_dir/"eval.json"
     backbone, cfg = load_backbone(run_dir, device=device)
     train_ds = load_dataset(cfg.dataset, "train", data_root=data_root or cfg.data_root)
     test_ds = load_dataset(cfg.dataset, "test", data_root=data_root or cfg.data_root)
@@ -155,28 +176,78 @@ def evaluate_run(run_dir, scale: Scale, device="auto", data_root=None, progress=
     ftr = extract_features(backbone, train_ds, indices=idx, accumulator=acc, device=device, image_size=cfg.image_size, progress=progress)
     fte = extract_features(backbone, test_ds, device=device, image_size=cfg.image_size, progress=progress)
     ytr = train_ds.labels if idx is None else train_ds.labels[idx]
-    s = acc.singular_values()
-    np.save(run_dir/"spectrum.npy", s.numpy())
+    measures = collapse_measures(acc)
+    np.save(run_dir/"spectrum.npy", measures["spectrum"].numpy())
     if scale.probe == "paper":
         probe = linear_probe(backbone, train_ds, test_ds, epochs=scale.probe_epochs, device=device, image_size=cfg.image_size, progress=progress)
     else:
         probe = linear_probe_on_features(ftr, ytr, fte, test_ds.labels, epochs=scale.probe_epochs, device=device, progress=progress)
     losses = [m["loss"] for m in read_metrics(run_dir) if "loss" in m]
-    result = dict(settings=settings, auc=collapse_auc(s), rankme=rankme(s), feature_dim=len(s),
-                  knn=knn_accuracy(ftr, ytr, fte, test_ds.labels, k=200, temperature=0.1),
+    k = knn_k(len(ftr))
+    result = dict(settings=settings, auc=measures["auc"], rankme=measures["rankme"], feature_dim=measures["feature_dim"],
+                  knn=knn_accuracy(ftr, ytr, fte, test_ds.labels, k=k, temperature=KNN_TEMPERATURE), knn_k=k,
                   accuracy=probe.final_accuracy, best_accuracy=probe.best_accuracy, probe_protocol=probe.protocol,
                   loss=losses[-1], train_images_measured=len(ftr))
-    cache.write_text(json.dumps(result, indent=1))
+    write_json(cache, result)
     return result
+
+# %% ../nbs/07_experiments.ipynb #a6bc2b88
+def default_jobs(device="auto") -> int:
+    "Training runs at a time: one per CPU core on the CPU, one on a GPU."
+    return 1 if default_device(device).type == "cuda" else max(1, os.cpu_count() or 1)
+
+@contextlib.contextmanager
+def _torch_threads(n):
+    "Run the block on `n` torch threads (None: leave them), then restore."
+    before = torch.get_num_threads()
+    if n: torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(before)
+
+def train_and_evaluate(store_root, cfg: TrainConfig, scale: Scale, device="auto", data_root=None, progress=False) -> str:
+    "Train (or reuse) `cfg` in the run store at `store_root` and measure it; the job of one worker. Returns the run directory."
+    with _torch_threads(scale.threads):
+        run_dir = RunStore(store_root).get(cfg, progress)
+        evaluate_run(run_dir, scale, device, data_root)
+    return str(run_dir)
+
+def _say_progress(done, total, t0, what):
+    elapsed = time.time() - t0
+    left = f"; about {elapsed / done * (total - done) / 60:.1f} min left" if done < total else ""
+    print(f"[{done}/{total}] {what} ({elapsed / 60:.1f} min{left})", flush=True)
+
+def run_all(store: RunStore, cfgs: list, scale: Scale, device="auto", data_root=None, jobs=None, progress=True) -> list[Path]:
+    """Train and evaluate every config of `cfgs` that is not finished and measured, `jobs` at a time (default: `default_jobs`),
+    single-pass runs before the hybrids that continue them; one line per finished run with the time left. Returns the run folders."""
+    cfgs = [canonical(c) for c in cfgs]
+    pending = list({store.path(c): c for c in cfgs if not (store.is_done(c) and cached_evaluation(store.path(c), scale))}.values())
+    jobs = min(jobs or default_jobs(device), max(1, len(pending)))
+    waves = [[c for c in pending if c.ordering != "hybrid"], [c for c in pending if c.ordering == "hybrid"]]
+    done, t0 = 0, time.time()
+    if jobs == 1:
+        for c in waves[0] + waves[1]:
+            train_and_evaluate(store.root, c, scale, device, data_root, progress)
+            done += 1; _say_progress(done, len(pending), t0, store.path(c).name)
+    else:
+        import multiprocessing
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for wave in waves:
+                futures = {pool.submit(train_and_evaluate, store.root, c, scale, device, data_root): c for c in wave}
+                for f in as_completed(futures):
+                    f.result()  # a failed run raises here, with its own message
+                    done += 1; _say_progress(done, len(pending), t0, store.path(futures[f]).name)
+    return [store.path(c) for c in cfgs]
 
 # %% ../nbs/07_experiments.ipynb #92d644e4
 VERDICTS = ("reproduced", "not reproduced", "partly", "not run at this scale")
 
 class Experiment:
     "One experiment notebook's runs and outputs."
-    def __init__(self, exp_id, scale="mini", dataset=None, data_root=None, device="auto", out_dir="reproduction", seeds=None, progress=True):
+    def __init__(self, exp_id, scale="mini", dataset=None, data_root=None, device="auto", out_dir="reproduction", seeds=None, progress=True,
+                 jobs=None):
         if scale not in SCALES: raise ValueError(f"Unknown scale {scale!r}. Valid: {', '.join(SCALES)}.")
         self.id, self.scale, self.data_root, self.device, self.progress = exp_id, SCALES[scale], data_root, device, progress
+        self.jobs = jobs
         self.out = Path(out_dir)/exp_id
         self.out.mkdir(parents=True, exist_ok=True)
         self.store = RunStore(Path(out_dir)/"runs")
@@ -207,11 +278,16 @@ class Experiment:
     def run(self, **overrides) -> dict:
         "Train (or reuse) the run of `config(**overrides)`, evaluate it, return one row: its settings and results."
         cfg = self.config(**overrides)
-        run_dir = self.store.get(cfg, self.progress)
-        result = evaluate_run(run_dir, self.scale, self.device, self.data_root)
+        run_dir = Path(train_and_evaluate(self.store.root, cfg, self.scale, self.device, self.data_root, self.progress))
+        result = evaluate_run(run_dir, self.scale, self.device, self.data_root)  # cached
         return dict(backbone=cfg.backbone, method=cfg.method, ordering=cfg.ordering, fraction=cfg.fraction,
                     switch_epoch=cfg.switch_epoch, seed=cfg.seed, run=run_dir.name,
                     **{k: v for k, v in result.items() if k != "settings"})
+
+    def run_many(self, overrides: list[dict]) -> list[dict]:
+        "The rows of `run(**o)` for every `o` in `overrides`, the missing runs trained `jobs` at a time first (`run_all`)."
+        run_all(self.store, [self.config(**o) for o in overrides], self.scale, self.device, self.data_root, self.jobs, self.progress)
+        return [self.run(**o) for o in overrides]
 
     def table(self, rows, columns, name, floatfmt=".3f") -> str:
         "Write `rows` (dicts) as `name`.csv and `name`.md under the experiment's folder; return the Markdown."
@@ -246,6 +322,38 @@ class Experiment:
         (self.out/"summary.md").write_text(markdown + "\n")
         from IPython.display import Markdown, display
         display(Markdown(markdown))
+
+# %% ../nbs/07_experiments.ipynb #efded538
+_KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+def _conforms(value, kind) -> bool:
+    "Whether `value` is of the annotation `kind` (str, int, float, bool, list[X], X | None)."
+    if kind is None or kind is type(None): return value is None
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType): return any(_conforms(value, a) for a in args)
+    if origin is list: return isinstance(value, list) and all(_conforms(v, args[0]) for v in value) if args else isinstance(value, list)
+    if kind in (int, float) and isinstance(value, bool): return False
+    if kind is float: return isinstance(value, (int, float))
+    return isinstance(value, kind)
+
+def check_parameters(namespace: dict) -> dict:
+    "Check a notebook's parameters (its `__annotations__`) in `namespace`: unknown names and wrong types fail; strings that read as the type are converted."
+    declared = namespace.get("__annotations__", {})
+    given = {k: v for k, v in namespace.items() if not k.startswith("_") and k not in _KERNEL_NAMES
+             and not (callable(v) or isinstance(v, types.ModuleType))}
+    unknown = sorted(set(given) - set(declared))
+    if unknown: raise ValueError(f"Unknown parameter(s) {', '.join(unknown)}. This notebook's parameters: {', '.join(declared)}.")
+    for name, kind in declared.items():
+        value = namespace[name]
+        if _conforms(value, kind): continue
+        if isinstance(value, str):
+            try: parsed = ast.literal_eval(value)
+            except (ValueError, SyntaxError): parsed = value
+            if _conforms(parsed, kind): namespace[name] = parsed; continue
+        kind_text = getattr(kind, "__name__", None) if not typing.get_args(kind) else str(kind)
+        raise ValueError(f"Parameter {name}={value!r} is not valid: expected {kind_text or kind}. Pass lists and numbers with papermill's -y, "
+                         f"e.g. -y \"{name}: {'[...]' if 'list' in str(kind) else '...'}\".")
+    return {name: namespace[name] for name in declared}
 
 # %% ../nbs/07_experiments.ipynb #87affe1c
 def aggregate(rows, by, values=("accuracy", "knn", "auc")) -> list[dict]:

@@ -112,8 +112,8 @@ def build_backbone(name, **overrides) -> ResNet:
     if cfg["block"] not in BLOCKS: raise ValueError(f"Unknown block {cfg['block']!r}. Valid: {', '.join(BLOCKS)}.")
     if cfg["stem"] not in STEMS: raise ValueError(f"Unknown stem {cfg['stem']!r}. Valid: {', '.join(STEMS)}.")
     for key in ("width", "width_per_group", "in_channels"):
-        if not (isinstance(cfg[key], int) and cfg[key] >= 1): raise ValueError(f"{key} must be a positive integer, got {cfg[key]!r}.")
-    if not (len(cfg["layers"]) >= 1 and all(isinstance(n, int) and n >= 1 for n in cfg["layers"])):
+        if not (isinstance(cfg[key], int) and not isinstance(cfg[key], bool) and cfg[key] >= 1): raise ValueError(f"{key} must be a positive integer, got {cfg[key]!r}.")
+    if not (len(cfg["layers"]) >= 1 and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in cfg["layers"])):
         raise ValueError(f"layers must be positive block counts per stage, e.g. (2, 2, 2, 2); got {cfg['layers']!r}.")
     return ResNet(**cfg)
 

@@ -10,10 +10,41 @@ from dataclasses import dataclass
 import numpy as np
 
 # %% auto #0
-__all__ = ['STRATEGIES', 'Ordering', 'chunk_usage', 'plot_orderings']
+__all__ = ['STRATEGIES', 'MIN_BATCHES_PER_CHUNK', 'check_ordering', 'default_chunks', 'Ordering', 'chunk_usage', 'plot_orderings']
 
 # %% ../nbs/05_orderings.ipynb #3b955167
 STRATEGIES = ("multiple_pass", "single_pass", "cumulative", "subset", "hybrid")
+MIN_BATCHES_PER_CHUNK = 4  # a chunk or subset the scales choose holds at least this many batches of distinct images (the paper's: ~50)
+
+def _is_int(x): return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+def check_ordering(strategy, epochs, chunks=None, fraction=1.0, switch_epoch=None, n=None, batch_size=None):
+    "The one validator of an ordering's settings (`n` and `batch_size` when known): raises a ValueError naming the bad value and what is valid."
+    if strategy not in STRATEGIES: raise ValueError(f"Unknown ordering {strategy!r}. Valid: {', '.join(STRATEGIES)}.")
+    if not (_is_int(epochs) and epochs >= 1): raise ValueError(f"epochs must be an integer of at least 1, got {epochs!r}.")
+    if chunks is not None and not (_is_int(chunks) and 1 <= chunks <= epochs):
+        raise ValueError(f"chunks must be an integer between 1 and the number of epochs ({epochs}), or None for one per epoch; got {chunks!r}.")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}.")
+    if strategy == "hybrid" and not (_is_int(switch_epoch) and 0 <= switch_epoch <= epochs):
+        raise ValueError(f"switch_epoch must be an integer between 0 and epochs={epochs} for the hybrid ordering, got {switch_epoch!r}.")
+    if n is None: return
+    if not (_is_int(n) and n >= 1): raise ValueError(f"n (the number of training images) must be a positive integer, got {n!r}.")
+    if not (_is_int(batch_size) and 1 <= batch_size <= n):
+        raise ValueError(f"batch_size must be an integer between 1 and the {n} training images, got {batch_size!r}.")
+    pools = []  # the smallest pool each phase draws from: a batch must fit in it, so no batch holds an image twice
+    if strategy == "subset": pools.append(("the subset", round(fraction * n), f"a fraction of at least {batch_size / n:.4g}"))
+    if strategy in ("single_pass", "cumulative") or (strategy == "hybrid" and switch_epoch > 0):
+        c = chunks or epochs
+        pools.append((f"a chunk ({c} chunks)", n // c, f"at most {n // batch_size} chunks (chunks=...)"))
+    for what, size, fix in pools:
+        if size < batch_size:
+            raise ValueError(f"{what} holds {size} of the {n} images, fewer than a batch of {batch_size}: "
+                             f"use {fix}, or a batch size of at most {max(1, size)}.")
+
+def default_chunks(n, epochs, batch_size, min_batches=MIN_BATCHES_PER_CHUNK) -> int:
+    "One chunk per epoch (the paper's layout) unless that leaves a chunk with fewer than `min_batches` batches: then as many as fit."
+    return max(1, min(epochs, n // (min_batches * batch_size)))
 
 @dataclass(frozen=True)
 class Ordering:
@@ -22,24 +53,14 @@ class Ordering:
     n: int  # training images
     epochs: int
     batch_size: int
-    seed: int = 0
+    seed: int = 0  # seeds the reshuffles inside each epoch (the training seed)
     chunks: int | None = None  # default: one per epoch
     fraction: float = 1.0  # subset: the last `fraction` of the permutation
     switch_epoch: int | None = None  # hybrid: first epoch of multiple pass
+    order_seed: int = 0  # seeds the permutation that cuts the data into chunks and subsets: fixed across training seeds
 
     def __post_init__(self):
-        if self.strategy not in STRATEGIES: raise ValueError(f"Unknown ordering {self.strategy!r}. Valid: {', '.join(STRATEGIES)}.")
-        if self.epochs < 1: raise ValueError(f"epochs must be at least 1, got {self.epochs}.")
-        if not 1 <= self.batch_size <= self.n:
-            raise ValueError(f"batch_size must be between 1 and the {self.n} training images, got {self.batch_size}.")
-        if not 0 < self.fraction <= 1: raise ValueError(f"fraction must be in (0, 1], got {self.fraction}.")
-        if self.strategy == "subset" and round(self.fraction * self.n) < 1:
-            raise ValueError(f"fraction {self.fraction} of {self.n} images leaves no image.")
-        c = self.num_chunks
-        if not 1 <= c <= min(self.epochs, self.n):
-            raise ValueError(f"chunks must be between 1 and the number of epochs ({self.epochs}), got {c}.")
-        if self.strategy == "hybrid" and (self.switch_epoch is None or not 0 <= self.switch_epoch <= self.epochs):
-            raise ValueError(f"switch_epoch must be between 0 and epochs={self.epochs} for the hybrid ordering, got {self.switch_epoch}.")
+        check_ordering(self.strategy, self.epochs, self.chunks, self.fraction, self.switch_epoch, self.n, self.batch_size)
 
     @property
     def num_chunks(self): return self.chunks or self.epochs
@@ -47,8 +68,8 @@ class Ordering:
     def steps_per_epoch(self): return self.n // self.batch_size
 
     def permutation(self) -> np.ndarray:
-        "The run's fixed random order of all images (seeded by `seed`)."
-        return np.random.default_rng([self.seed, 7]).permutation(self.n)
+        "The fixed random order of all images (seeded by `order_seed`, shared by every training seed)."
+        return np.random.default_rng([self.order_seed, 7]).permutation(self.n)
 
     def chunk(self, c) -> np.ndarray:
         "Indices of chunk `c` of the permutation."
@@ -72,11 +93,12 @@ class Ordering:
         return parts[c] if phase == "single_pass" else np.concatenate(parts[:c + 1])
 
     def epoch_indices(self, epoch) -> np.ndarray:
-        "The `steps_per_epoch * batch_size` image indices of epoch `epoch`: the pool reshuffled and repeated, seeded by (seed, epoch)."
+        """The `steps_per_epoch * batch_size` image indices of epoch `epoch`: the pool reshuffled (seeded by (seed, epoch)),
+        each reshuffle trimmed to whole batches as in the authors' code, repeated to fill the epoch."""
         pool, need = self.pool(epoch), self.steps_per_epoch * self.batch_size
+        whole = len(pool) // self.batch_size * self.batch_size
         rng = np.random.default_rng([self.seed, 11, epoch])
-        reps = -(-need // len(pool))
-        return np.concatenate([rng.permutation(pool) for _ in range(reps)])[:need]
+        return np.concatenate([rng.permutation(pool)[:whole] for _ in range(-(-need // whole))])[:need]
 
     def batches(self, epoch, rank=0, world_size=1) -> list[np.ndarray]:
         "The global batches of `epoch`, or this rank's share of each (`batch_size` must divide by `world_size`)."

@@ -5,13 +5,16 @@
 # %% ../nbs/06_train.ipynb #496fdc3b
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import os
+import platform
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,83 +22,109 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .collapse import collapse_auc, rankme, singular_values, std_of_l2_normalized
+from .collapse import collapse_measures, std_of_l2_normalized
 from .data import DATASET_NAMES, TwoViewAugment, load_dataset
-from .evaluate import LARS, default_device, extract_features, knn_accuracy
+from .evaluate import KNN_TEMPERATURE, LARS, default_device, extract_features, knn_accuracy, knn_k
 from .methods import METHODS, build_method, momentum_schedule
 from .models import PRESETS, STEMS, build_backbone
-from .orderings import STRATEGIES, Ordering
+from .orderings import STRATEGIES, Ordering, check_ordering
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'METHOD_DEFAULTS', 'TrainConfig', 'learning_rate', 'build_model', 'build_optimizer', 'set_learning_rate',
-           'TrainingDiverged', 'checkpoint_path', 'last_checkpoint', 'read_metrics', 'environment', 'probe_sets',
-           'monitor', 'train']
+__all__ = ['PRECISIONS', 'OPTIMIZERS', 'LR_SCHEDULES', 'METHOD_DEFAULTS', 'KEY_VERSION', 'TrainConfig', 'learning_rate',
+           'build_model', 'build_optimizer', 'cpu_has_native_bf16', 'resolve_precision', 'set_learning_rate',
+           'TrainingDiverged', 'RunLocked', 'write_json', 'directory_lock', 'checkpoint_path', 'checkpoint_epochs',
+           'last_checkpoint', 'load_latest_checkpoint', 'prune_checkpoints', 'read_metrics', 'run_status',
+           'environment', 'probe_sets', 'monitor', 'TrainContext', 'TrainingData', 'channels_last_is_safe',
+           'train_epoch', 'train']
 
 # %% ../nbs/06_train.ipynb #4458a1c6
 PRECISIONS = ("auto", "fp32", "bf16")
+OPTIMIZERS = ("sgd", "lars")
+LR_SCHEDULES = ("epoch", "step")
 METHOD_DEFAULTS = {
     "simsiam": dict(optimizer="sgd", base_lr=0.05, weight_decay=1e-4, warmup_epochs=0, lr_schedule="epoch"),
     "byol": dict(optimizer="lars", base_lr=0.6, weight_decay=1e-6, warmup_epochs=None, lr_schedule="step"),
     "mocov3": dict(optimizer="lars", base_lr=0.6, weight_decay=1e-6, warmup_epochs=None, lr_schedule="step"),
 }
+KEY_VERSION = 2  # 2: one permutation for every training seed (order_seed) and reshuffles trimmed to whole batches
+_NOT_IN_KEY = ("device", "data_root", "init_from", "eval_every", "checkpoint_every")  # where and how often, not what
+_ADDED_AFTER_KEY_VERSION_2 = ()  # result-changing fields added later enter the key only when they differ from their default
+
+def _opt(default, help, group, choices=None):
+    "A `TrainConfig` field with its command-line help, option group and valid choices."
+    return field(default=default, metadata=dict(help=help, group=group, choices=choices))
 
 @dataclass
 class TrainConfig:
     "A training run, complete: data, model, method, ordering, optimisation, seed, device."
-    dataset: str = "mnist5k"
-    data_root: str | None = None
-    image_size: int | None = None  # crop size of the augmentation; default: the stored image size
-    backbone: str = "resnet18"
-    width: int = 64
-    stem: str = "cifar"
-    method: str = "simsiam"
-    proj_hidden_dim: int | None = None  # heads: None = the method's full-size default
-    proj_dim: int | None = None
-    pred_hidden_dim: int | None = None
-    ordering: str = "multiple_pass"
-    fraction: float = 1.0
-    switch_epoch: int | None = None
-    chunks: int | None = None
-    epochs: int = 10
-    batch_size: int = 256
-    optimizer: str | None = None  # sgd | lars
-    base_lr: float | None = None  # lr = base_lr * batch_size / 256
-    weight_decay: float | None = None
-    momentum: float = 0.9
-    warmup_epochs: int | None = None
-    lr_schedule: str | None = None  # epoch | step
-    fix_predictor_lr: bool = True  # SimSiam only
-    ema_momentum: float = 0.99
-    ema_cosine: bool = True
-    temperature: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # bf16 autocast on CUDA, fp32 elsewhere
-    channels_last: bool = True
-    sync_bn: bool = False
-    eval_every: int = 1  # epochs between AUC / kNN measurements on the fixed probe set; 0 = only at the end
-    probe_size: int = 2000
-    init_from: str | None = None  # hybrid: the run directory of the matching single-pass run
+    dataset: str = _opt("mnist5k", "training data: a name or imagefolder:<path>", "data", DATASET_NAMES)
+    data_root: str | None = _opt(None, "folder holding the data set (default: $SIMSIAM_COLLAPSE_DATA)", "data")
+    image_size: int | None = _opt(None, "crop size of the augmentation in pixels (default: the stored image size)", "data")
+    backbone: str = _opt("resnet18", "ResNet preset", "model", tuple(PRESETS))
+    width: int = _opt(64, "channels of the first stage (64 = the paper's full width)", "model")
+    stem: str = _opt("cifar", "cifar: 3x3 conv, no pooling (small images); imagenet: 7x7 conv and max pooling", "model", STEMS)
+    method: str = _opt("simsiam", "self-supervised method", "method", tuple(METHODS))
+    proj_hidden_dim: int | None = _opt(None, "projector hidden width (default: the method's full size)", "method")
+    proj_dim: int | None = _opt(None, "projector output width (default: the method's full size)", "method")
+    pred_hidden_dim: int | None = _opt(None, "predictor hidden width (default: the method's full size)", "method")
+    ordering: str = _opt("multiple_pass", "data ordering", "ordering", STRATEGIES)
+    fraction: float = _opt(1.0, "subset: the fraction of the training data used", "ordering")
+    switch_epoch: int | None = _opt(None, "hybrid: the first epoch of multiple pass", "ordering")
+    chunks: int | None = _opt(None, "continual orderings: number of chunks (default: one per epoch)", "ordering")
+    epochs: int = _opt(10, "training epochs (every ordering runs N // batch steps per epoch)", "optimisation")
+    batch_size: int = _opt(256, "global batch size (image pairs per step)", "optimisation")
+    optimizer: str | None = _opt(None, "default: the method's (SimSiam sgd, BYOL/MoCo-v3 lars)", "optimisation", OPTIMIZERS)
+    base_lr: float | None = _opt(None, "learning rate per 256 images: lr = base_lr x batch / 256 (default: the method's)", "optimisation")
+    weight_decay: float | None = _opt(None, "weight decay (default: the method's; SimSiam 1e-4)", "optimisation")
+    momentum: float = _opt(0.9, "optimiser momentum", "optimisation")
+    warmup_epochs: int | None = _opt(None, "linear warm-up epochs (default: SimSiam 0, BYOL/MoCo-v3 10 % of the epochs)", "optimisation")
+    lr_schedule: str | None = _opt(None, "cosine steps per epoch or per step (default: the method's)", "optimisation", LR_SCHEDULES)
+    fix_predictor_lr: bool = _opt(True, "SimSiam: keep the predictor's learning rate fixed", "optimisation")
+    ema_momentum: float = _opt(0.99, "BYOL/MoCo-v3: momentum of the target network", "method")
+    ema_cosine: bool = _opt(True, "BYOL/MoCo-v3: raise the target momentum to 1 on a cosine", "method")
+    temperature: float = _opt(1.0, "MoCo-v3: InfoNCE temperature", "method")
+    seed: int = _opt(0, "training seed: initialisation, reshuffles, augmentation", "run")
+    device: str = _opt("auto", "auto (CUDA when available), cpu, cuda, cuda:N", "run")
+    precision: str = _opt("auto", "auto: bf16 autocast on CUDA and on CPUs with native bf16, else fp32", "run", PRECISIONS)
+    channels_last: bool = _opt(True, "channels-last memory format", "run")
+    sync_bn: bool = _opt(False, "synchronise batch norm across processes (torchrun)", "run")
+    eval_every: int = _opt(1, "epochs between AUC / RankMe / kNN measurements on the probe set; 0 = only at the end", "run")
+    probe_size: int = _opt(2000, "training and test images of the monitoring probe set", "run")
+    init_from: str | None = _opt(None, "hybrid: run directory of its single-pass twin", "run")
+    order_seed: int = _opt(0, "seed of the permutation that cuts the data into chunks and subsets, shared by all training seeds", "ordering")
+    checkpoint_every: int = _opt(1, "keep the checkpoint of every n-th epoch (and always the newest); 0 = the newest only", "run")
 
     def validate(self) -> TrainConfig:
         "Raise a ValueError naming the first bad value and what would be valid."
         def bad(name, valid): raise ValueError(f"{name}={getattr(self, name)!r} is not valid: {valid}.")
-        if not (self.dataset in DATASET_NAMES or self.dataset.startswith("imagefolder:")): bad("dataset", f"one of {', '.join(DATASET_NAMES)}")
-        if self.backbone not in PRESETS: bad("backbone", f"one of {', '.join(PRESETS)}")
-        if self.stem not in STEMS: bad("stem", f"one of {', '.join(STEMS)}")
-        if self.method not in METHODS: bad("method", f"one of {', '.join(METHODS)}")
-        if self.ordering not in STRATEGIES: bad("ordering", f"one of {', '.join(STRATEGIES)}")
-        if not 0 < self.fraction <= 1: bad("fraction", "a number in (0, 1]")
-        if self.epochs < 1: bad("epochs", "at least 1")
+        for f in dataclasses.fields(self):  # types first: a string or a bool must not reach a comparison
+            v, kind = getattr(self, f.name), f.type.split(" |")[0]
+            if v is None and "None" in f.type: continue
+            ok = {"int": lambda: isinstance(v, int) and not isinstance(v, bool),
+                  "float": lambda: isinstance(v, (int, float)) and not isinstance(v, bool),
+                  "bool": lambda: isinstance(v, bool), "str": lambda: isinstance(v, str)}[kind]()
+            if not ok: bad(f.name, f"{'an integer' if kind == 'int' else 'a number' if kind == 'float' else 'a ' + kind}"
+                                   f"{' or None' if 'None' in f.type else ''}")
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) is not None and getattr(self, f.name) not in choices and not \
+                    (f.name == "dataset" and self.dataset.startswith("imagefolder:")):
+                bad(f.name, f"one of {', '.join(choices)}")
+        check_ordering(self.ordering, self.epochs, self.chunks, self.fraction, self.switch_epoch)
         if self.batch_size < 2: bad("batch_size", "at least 2 (batch norm needs two images)")
         if self.width < 1: bad("width", "a positive integer")
-        if self.ordering == "hybrid" and (self.switch_epoch is None or not 0 <= self.switch_epoch <= self.epochs):
-            bad("switch_epoch", f"an epoch between 0 and epochs={self.epochs} for the hybrid ordering")
-        if self.chunks is not None and not 1 <= self.chunks <= self.epochs: bad("chunks", f"between 1 and epochs={self.epochs}")
-        if self.optimizer not in (None, "sgd", "lars"): bad("optimizer", "sgd or lars")
-        if self.lr_schedule not in (None, "epoch", "step"): bad("lr_schedule", "epoch or step")
-        if self.precision not in PRECISIONS: bad("precision", f"one of {', '.join(PRECISIONS)}")
+        if self.image_size is not None and self.image_size < 4: bad("image_size", "at least 4 pixels, or None for the stored size")
+        for name in ("proj_hidden_dim", "proj_dim", "pred_hidden_dim"):
+            if getattr(self, name) is not None and getattr(self, name) < 1: bad(name, "a positive integer or None")
         if self.base_lr is not None and not self.base_lr > 0: bad("base_lr", "a positive number")
+        if self.weight_decay is not None and not self.weight_decay >= 0: bad("weight_decay", "a number >= 0")
+        if not 0 <= self.momentum < 1: bad("momentum", "a number in [0, 1)")
+        if self.warmup_epochs is not None and not 0 <= self.warmup_epochs <= self.epochs: bad("warmup_epochs", f"between 0 and epochs={self.epochs}")
+        if not 0 <= self.ema_momentum <= 1: bad("ema_momentum", "a number in [0, 1]")
+        if not self.temperature > 0: bad("temperature", "a positive number")
+        if self.eval_every < 0: bad("eval_every", "0 (only at the end) or a positive number of epochs")
+        if self.probe_size < 2: bad("probe_size", "at least 2 images")
+        if self.checkpoint_every < 0: bad("checkpoint_every", "0 (keep the newest only) or a positive number of epochs")
         if self.init_from is not None and self.ordering != "hybrid": bad("init_from", "only for ordering='hybrid'")
         return self
 
@@ -109,15 +138,29 @@ class TrainConfig:
     def to_dict(self): return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d):
+    def from_dict(cls, d, source=None):
+        "The config of a dict (e.g. a run's `config.json`, named by `source` in errors)."
+        where = f" in {source}" if source else ""
+        if not isinstance(d, dict): raise ValueError(f"A configuration must be a JSON object{where}, got {type(d).__name__}.")
         unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown: raise ValueError(f"Unknown config key(s) {', '.join(unknown)}. Valid: {', '.join(f.name for f in dataclasses.fields(cls))}.")
+        if unknown: raise ValueError(f"Unknown config key(s) {', '.join(unknown)}{where}. Valid: {', '.join(f.name for f in dataclasses.fields(cls))}.")
         return cls(**d)
+
+    @classmethod
+    def load(cls, path) -> TrainConfig:
+        "The config saved at `path` (a run's `config.json`); a clear error names the file when it is not a valid one."
+        path = Path(path)
+        try: d = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e: raise ValueError(f"Cannot read the run configuration {path}: {e}") from None
+        return cls.from_dict(d, source=path)
 
     def key(self) -> str:
         "A short hash of everything that decides the result (not the device, the data location or the logging cadence)."
         d = self.resolved().to_dict()
-        for k in ("device", "data_root", "init_from", "eval_every"): d.pop(k)
+        for k in _NOT_IN_KEY: d.pop(k)
+        for k in _ADDED_AFTER_KEY_VERSION_2:
+            if d[k] == next(f.default for f in dataclasses.fields(self) if f.name == k): d.pop(k)
+        d["key_version"] = KEY_VERSION
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 # %% ../nbs/06_train.ipynb #ea45fb98
@@ -146,6 +189,24 @@ def build_optimizer(cfg: TrainConfig, model):
     if cfg.optimizer == "sgd": return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return LARS(groups, lr=lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
 
+def cpu_has_native_bf16() -> bool:
+    "Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): oneDNN's own check, and on Linux the CPU flags."
+    try:
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported(): return False
+    except (AttributeError, RuntimeError): return False
+    try: flags = Path("/proc/cpuinfo").read_text()
+    except OSError: return True  # not Linux: trust oneDNN
+    return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
+
+def resolve_precision(precision, device) -> tuple[bool, str]:
+    "(use bf16 autocast?, why) for `precision` on `device`: 'auto' takes bf16 on CUDA and on CPUs with native bf16."
+    device = torch.device(device)
+    if precision == "fp32": return False, "fp32 (asked)"
+    if precision == "bf16": return True, "bf16 autocast (asked)"
+    if device.type == "cuda": return True, "bf16 autocast (auto: CUDA)"
+    if device.type == "cpu" and cpu_has_native_bf16(): return True, "bf16 autocast (auto: this CPU has native bf16)"
+    return False, f"fp32 (auto: no native bf16 on this {device.type}; emulated bf16 is slower)"
+
 def set_learning_rate(cfg, optimizer, t) -> float:
     "Set every scheduled group's learning rate for fractional epoch `t`; returns it."
     lr = None
@@ -158,34 +219,102 @@ def set_learning_rate(cfg, optimizer, t) -> float:
 class TrainingDiverged(RuntimeError):
     "The loss became NaN or inf; the last good checkpoint is kept."
 
-def _atomic_save(obj, path):
-    path = Path(path); tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp); os.replace(tmp, path)
+class RunLocked(RuntimeError):
+    "Another process holds the run (or reproduction) directory."
 
-def _write_json(path, obj):
-    path = Path(path); tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str)); os.replace(tmp, path)
+def _publish(path, write):
+    "Write a file whole or not at all: `write(f)` into a temporary file, fsync, rename over `path`, fsync the folder."
+    path = Path(path); tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(path.parent, os.O_DIRECTORY)
+        try: os.fsync(fd)
+        finally: os.close(fd)
+
+def _atomic_save(obj, path): _publish(path, lambda f: torch.save(obj, f))
+
+def write_json(path, obj): _publish(path, lambda f: f.write(json.dumps(obj, indent=1, default=str).encode()))
+
+def _write_metrics(run_dir, rows):
+    _publish(Path(run_dir)/"metrics.jsonl", lambda f: f.write("".join(json.dumps(r) + "\n" for r in rows).encode()))
+
+def _append_metrics(run_dir, row):
+    with open(Path(run_dir)/"metrics.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n"); f.flush(); os.fsync(f.fileno())
+
+@contextlib.contextmanager
+def directory_lock(folder, wait=False, what="run"):
+    "Hold an exclusive lock on `folder` (its `.lock` file) for the block; fail naming the holder's PID, or `wait` for it."
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    try: import fcntl
+    except ImportError:  # not POSIX (Windows): no lock, said once
+        warnings.warn(f"No file locking on this platform: do not start two processes on {folder}."); yield; return
+    with open(folder/".lock", "a+") as f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            f.seek(0); holder = f.read().strip() or "unknown"
+            raise RunLocked(f"{folder} is in use by another {what} process ({holder}): wait for it to finish, "
+                            f"or ask to queue behind it (wait=True, --wait).") from None
+        f.seek(0); f.truncate(); f.write(f"PID {os.getpid()} on {platform.node()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}"); f.flush()
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 def checkpoint_path(run_dir, epoch) -> Path:
     "The checkpoint after `epoch` completed epochs."
     return Path(run_dir)/"checkpoints"/f"epoch_{epoch:04d}.pt"
 
+def checkpoint_epochs(run_dir) -> list[int]:
+    "The epochs of the checkpoints in `run_dir`, ascending."
+    return sorted(int(p.stem.split("_")[1]) for p in (Path(run_dir)/"checkpoints").glob("epoch_*.pt"))
+
 def last_checkpoint(run_dir) -> int:
     "The number of completed epochs of the latest checkpoint in `run_dir` (0 when none)."
-    found = sorted((Path(run_dir)/"checkpoints").glob("epoch_*.pt"))
-    return int(found[-1].stem.split("_")[1]) if found else 0
+    return (checkpoint_epochs(run_dir) or [0])[-1]
+
+def load_latest_checkpoint(run_dir, device="cpu") -> tuple[int, dict | None]:
+    "(epoch, state) of the newest readable checkpoint; an unreadable one is renamed `*.corrupt` with a warning. (0, None) when none."
+    for epoch in reversed(checkpoint_epochs(run_dir)):
+        path = checkpoint_path(run_dir, epoch)
+        try: return epoch, torch.load(path, map_location=device, weights_only=False)
+        except Exception as e:
+            warnings.warn(f"Checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); renamed to "
+                          f"{path.name}.corrupt, resuming from the newest intact one before it.")
+            path.rename(path.with_name(path.name + ".corrupt"))
+    return 0, None
+
+def prune_checkpoints(run_dir, every):
+    "Remove checkpoints that retention `every` does not keep (never the newest)."
+    epochs = checkpoint_epochs(run_dir)
+    for e in epochs[:-1]:
+        if every == 0 or e % every: checkpoint_path(run_dir, e).unlink(missing_ok=True)
 
 def read_metrics(run_dir) -> list[dict]:
-    "The metrics log of a run, one dict per line."
-    p = Path(run_dir)/"metrics.jsonl"
-    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+    "The metrics log of a run, one dict per line; an unreadable line (a kill mid-write) is skipped with a warning naming it."
+    p, rows = Path(run_dir)/"metrics.jsonl", []
+    if not p.exists(): return rows
+    for i, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip(): continue
+        try: rows.append(json.loads(line))
+        except json.JSONDecodeError: warnings.warn(f"{p}, line {i} is not valid JSON (a half-written line?); skipped.")
+    return rows
 
-def environment(device="cpu", world_size=1) -> dict:
-    "Versions, machine and device, recorded next to every output."
-    import platform, torchvision
+def run_status(run_dir) -> str | None:
+    "'done', 'running' (started, not finished) or None (no run there)."
+    try: return json.loads((Path(run_dir)/"status.json").read_text())["state"]
+    except (OSError, ValueError, KeyError): return None
+
+def environment(device="cpu", world_size=1, precision=None) -> dict:
+    "Versions, machine, device and precision, recorded next to every output."
+    import torchvision
     device = torch.device(device)
     return dict(python=platform.python_version(), torch=torch.__version__, torchvision=torchvision.__version__,
-                numpy=np.__version__, platform=platform.platform(), device=str(device), world_size=world_size,
+                numpy=np.__version__, platform=platform.platform(), processor=platform.processor() or platform.machine(),
+                device=str(device), world_size=world_size, precision=precision,
                 gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None, threads=torch.get_num_threads())
 
 # %% ../nbs/06_train.ipynb #0ad871d6
@@ -199,9 +328,9 @@ def monitor(backbone, train, test, probe, device, image_size=None) -> dict:
     "AUC, RankMe and weighted kNN top-1 (%) of `backbone` on the probe sets."
     ftr = extract_features(backbone, train, indices=probe[0], device=device, image_size=image_size, progress=False)
     fte = extract_features(backbone, test, indices=probe[1], device=device, image_size=image_size, progress=False)
-    s = singular_values(ftr)
-    return dict(auc=collapse_auc(s), rankme=rankme(s),
-                knn=knn_accuracy(ftr, train.labels[probe[0]], fte, test.labels[probe[1]], k=200, temperature=0.1))
+    m, k = collapse_measures(ftr), knn_k(len(ftr))
+    return dict(auc=m["auc"], rankme=m["rankme"], knn_k=k,
+                knn=knn_accuracy(ftr, train.labels[probe[0]], fte, test.labels[probe[1]], k=k, temperature=KNN_TEMPERATURE))
 
 # %% ../nbs/06_train.ipynb #b9ec65df
 def _distributed():
@@ -211,130 +340,193 @@ def _distributed():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return (dist.get_rank() if world > 1 else 0), world, int(os.environ.get("LOCAL_RANK", "0"))
 
-def _check_resumable(run_dir, cfg):
-    saved = TrainConfig.from_dict(json.loads((Path(run_dir)/"config.json").read_text()))
+@dataclass
+class TrainContext:
+    "Where and how this process trains: its rank among `world` processes, its device and precision."
+    rank: int
+    world: int
+    device: torch.device
+    bf16: bool
+    precision: str  # what was used, and why
+    channels_last: bool = True
+    @property
+    def main(self) -> bool: return self.rank == 0
+
+    @classmethod
+    def create(cls, cfg: TrainConfig) -> TrainContext:
+        rank, world, local_rank = _distributed()
+        device = default_device(f"cuda:{local_rank}" if cfg.device == "auto" and world > 1 and torch.cuda.is_available() else cfg.device)
+        if device.type == "cuda": torch.backends.cudnn.benchmark = True
+        return cls(rank, world, device, *resolve_precision(cfg.precision, device))
+
+@dataclass
+class TrainingData:
+    "What a run trains and monitors on: both splits, the ordering, the two-view augmentation, the probe set."
+    train: object
+    test: object
+    order: Ordering
+    augment: TwoViewAugment
+    probe: tuple
+
+    @classmethod
+    def load(cls, cfg: TrainConfig) -> TrainingData:
+        train = load_dataset(cfg.dataset, "train", data_root=cfg.data_root)
+        test = load_dataset(cfg.dataset, "test", data_root=cfg.data_root)
+        order = Ordering(cfg.ordering, len(train), cfg.epochs, cfg.batch_size, cfg.seed, cfg.chunks, cfg.fraction,
+                         cfg.switch_epoch, cfg.order_seed)
+        augment = TwoViewAugment.for_dataset(train, "simsiam" if cfg.method == "simsiam" else cfg.method, cfg.image_size)
+        return cls(train, test, order, augment, probe_sets(train, test, cfg.probe_size))
+
+    def image_batches(self, epoch, ctx: TrainContext, resident=None):
+        "This rank's uint8 image batches of `epoch`: indexed from `resident` images, or decoded by DataLoader workers (streamed folders)."
+        batches = self.order.batches(epoch, ctx.rank, ctx.world)
+        if resident is None: return (imgs for imgs, _ in self.train.batches(len(batches[0]), np.concatenate(batches)))
+        return (resident[torch.from_numpy(idx).to(resident.device)] for idx in batches)
+
+def _resident_images(ds, device):
+    "In-memory uint8 images, moved to the GPU once (CIFAR-10: 150 MB); None for a streamed folder."
+    images = getattr(ds, "images", None)
+    if images is not None and device.type == "cuda" and images.numel() < 8 * 2 ** 30: images = images.to(device)
+    return images
+
+def channels_last_is_safe(model, device) -> bool:
+    """False where torch's CPU kernels break on channels-last: the backward of a strided 1x1 convolution with 2 or 4 input
+    channels corrupts memory on one thread (torch 2.14, seen here at width 4). Such narrow networks train contiguous."""
+    if torch.device(device).type != "cpu": return True
+    return not any(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1) and m.in_channels < 8
+                   for m in model.modules())
+
+def _already_finished(run_dir, cfg, resume) -> bool:
+    "Whether `run_dir` holds this run finished (resume is then a no-op); raises when it holds another run, or this one without `resume`."
+    if not (run_dir/"config.json").exists(): return False
+    done = run_status(run_dir) == "done"
+    if not resume and (done or last_checkpoint(run_dir) > 0):
+        raise FileExistsError(f"{run_dir} already holds a run: pass resume=True (--resume) to continue it, or choose another directory.")
+    saved = TrainConfig.load(run_dir/"config.json")
     if saved.key() != cfg.key():
         diff = {k: (v, getattr(cfg, k)) for k, v in saved.resolved().to_dict().items() if getattr(cfg.resolved(), k) != v}
         raise ValueError(f"{run_dir} holds a run with another configuration ({diff}): choose another run directory.")
+    if done: print(f"{run_dir} holds this run, finished after {cfg.epochs} epochs: nothing to resume.")
+    return done
 
 def _init_from_single_pass(run_dir, cfg):
     "Start a hybrid run from the single-pass run `cfg.init_from` after `cfg.switch_epoch` epochs."
     src = Path(cfg.init_from)
-    other = TrainConfig.from_dict(json.loads((src/"config.json").read_text()))
+    other = TrainConfig.load(src/"config.json")
     expected = dataclasses.replace(cfg, ordering="single_pass", switch_epoch=None, init_from=None)
     if other.key() != expected.key():
         raise ValueError(f"init_from={src} is not the single-pass twin of this hybrid run (same data, model, schedule and seed).")
     ckpt = checkpoint_path(src, cfg.switch_epoch)
-    if not ckpt.exists(): raise FileNotFoundError(f"{ckpt} is missing: the single-pass run has not reached epoch {cfg.switch_epoch}.")
-    (Path(run_dir)/"checkpoints").mkdir(parents=True, exist_ok=True)
-    _atomic_save(dict(torch.load(ckpt, weights_only=False), copied_from=str(ckpt)), checkpoint_path(run_dir, cfg.switch_epoch))
-    lines = [m for m in read_metrics(src) if m["epoch"] <= cfg.switch_epoch]
-    (Path(run_dir)/"metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in lines))
+    if not ckpt.exists():
+        raise FileNotFoundError(f"{ckpt} is missing: the single-pass run has not reached epoch {cfg.switch_epoch}, or did not keep "
+                                f"it (checkpoint_every={other.checkpoint_every}); train the twin with checkpoint_every dividing {cfg.switch_epoch}.")
+    state = torch.load(ckpt, weights_only=False)
+    history = state.get("metrics") or [m for m in read_metrics(src) if m["epoch"] <= cfg.switch_epoch]
+    _atomic_save(dict(state, metrics=history, copied_from=str(ckpt)), checkpoint_path(run_dir, cfg.switch_epoch))
+    _write_metrics(run_dir, history)
 
-def train(config: TrainConfig, run_dir, resume=False, progress=True, on_step=None) -> Path:
-    """Train `config` into `run_dir`; with `resume`, continue from its last checkpoint. Returns the run directory.
-    `on_step(epoch, step, model)` is called after every optimiser step (for tests and custom monitoring)."""
-    cfg = config.resolved()
-    run_dir = Path(run_dir)
-    rank, world, local_rank = _distributed()
-    device = default_device(cfg.device if not (cfg.device == "auto" and world > 1 and torch.cuda.is_available()) else f"cuda:{local_rank}")
-    if device.type == "cuda": torch.backends.cudnn.benchmark = True
-    amp = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
-    main = rank == 0
+def _write_run_files(run_dir, cfg, data, ctx):
+    "config.json, environment.json, data.json and permutation.npy; a hybrid's start from its single-pass twin."
+    (run_dir/"checkpoints").mkdir(parents=True, exist_ok=True)
+    write_json(run_dir/"config.json", cfg.to_dict())
+    write_json(run_dir/"environment.json", environment(ctx.device, ctx.world, ctx.precision))
+    write_json(run_dir/"data.json", dict(train=data.train.describe(), test=data.test.describe(),
+                                          probe=dict(train=len(data.probe[0]), test=len(data.probe[1]))))
+    _publish(run_dir/"permutation.npy", lambda f: np.save(f, data.order.permutation()))
+    if cfg.init_from and last_checkpoint(run_dir) < cfg.switch_epoch: _init_from_single_pass(run_dir, cfg)
 
-    # data, ordering, model, optimiser
-    train_ds = load_dataset(cfg.dataset, "train", data_root=cfg.data_root)
-    test_ds = load_dataset(cfg.dataset, "test", data_root=cfg.data_root)
-    order = Ordering(cfg.ordering, len(train_ds), cfg.epochs, cfg.batch_size, cfg.seed, cfg.chunks, cfg.fraction, cfg.switch_epoch)
-    augment = TwoViewAugment.for_dataset(train_ds, "simsiam" if cfg.method == "simsiam" else cfg.method, cfg.image_size)
-    model = build_model(cfg, train_ds.channels).to(device)
-    if cfg.channels_last: model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(cfg, model)
-    probe = probe_sets(train_ds, test_ds, cfg.probe_size)
-
-    # the run directory: a fresh start, a resume, or a hybrid that starts from its single-pass twin
-    if (run_dir/"config.json").exists():
-        if not resume and last_checkpoint(run_dir) > 0:
-            raise FileExistsError(f"{run_dir} already holds a run: pass resume=True (--resume) to continue it, or choose another directory.")
-        _check_resumable(run_dir, cfg)
-    if main:
-        (run_dir/"checkpoints").mkdir(parents=True, exist_ok=True)
-        _write_json(run_dir/"config.json", cfg.to_dict())
-        _write_json(run_dir/"environment.json", environment(device, world))
-        _write_json(run_dir/"data.json", dict(train=train_ds.describe(), test=test_ds.describe(),
-                                              probe=dict(train=len(probe[0]), test=len(probe[1]))))
-        np.save(run_dir/"permutation.npy", order.permutation())
-        if cfg.init_from and last_checkpoint(run_dir) < cfg.switch_epoch: _init_from_single_pass(run_dir, cfg)
-    if world > 1: dist.barrier()
-    start = last_checkpoint(run_dir)
-    if start:
-        state = torch.load(checkpoint_path(run_dir, start), map_location=device, weights_only=False)
+def _restore(run_dir, cfg, model, optimizer, data, ctx) -> tuple[int, list]:
+    "(first epoch to train, the log so far): from the newest intact checkpoint, or a fresh start measured at epoch 0."
+    start, state = load_latest_checkpoint(run_dir, ctx.device)
+    if state is not None:
         model.load_state_dict(state["model"]); optimizer.load_state_dict(state["optimizer"])
-        if main:  # drop log lines written after the checkpoint (a kill between the two)
-            kept = [m for m in read_metrics(run_dir) if m["epoch"] <= start]
-            (run_dir/"metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in kept))
-    elif main:
-        (run_dir/"metrics.jsonl").write_text(json.dumps(dict(epoch=0, **monitor(model.backbone, train_ds, test_ds, probe, device, cfg.image_size))) + "\n")
+        history = state.get("metrics") or [m for m in read_metrics(run_dir) if m["epoch"] <= start]
+    else:
+        history = [dict(epoch=0, **monitor(model.backbone, data.train, data.test, data.probe, ctx.device, cfg.image_size))] if ctx.main else []
+    if ctx.main:
+        _write_metrics(run_dir, history)  # the checkpoint's log: heals a lost, half-written or repeated line
+        write_json(run_dir/"status.json", dict(state="running", epochs_done=start, epochs=cfg.epochs))
+    return start, history
 
-    net = model
-    if world > 1:
-        if cfg.sync_bn: net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    if main: _write_json(run_dir/"status.json", dict(state="running", epochs_done=start, epochs=cfg.epochs))
+def _views(augment, images, gen, cfg, ctx):
+    "The two views of this rank's `images`: parameters drawn for the global batch, this rank's slice applied."
+    per_rank, views = cfg.batch_size // ctx.world, []
+    for view in augment.views:
+        p = view.sample(cfg.batch_size, *images.shape[-2:], generator=gen)
+        x = view.apply(images, {k: v[ctx.rank * per_rank:(ctx.rank + 1) * per_rank] for k, v in p.items()})
+        views.append(x.contiguous(memory_format=torch.channels_last) if ctx.channels_last else x)
+    return views
 
-    steps, per_rank = order.steps_per_epoch, cfg.batch_size // world
-    # In-memory uint8 images go to the GPU once (CIFAR-10: 150 MB); streamed folders decode batch by batch.
-    resident_images = getattr(train_ds, "images", None)
-    if resident_images is not None and device.type == "cuda" and resident_images.numel() < 8 * 2 ** 30:
-        resident_images = resident_images.to(device)
-    for epoch in range(start, cfg.epochs):
-        model.train()
-        lr = set_learning_rate(cfg, optimizer, epoch)
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        totals = dict(loss=0.0, z_std=0.0)
-        t0 = time.time()
-        batches = order.batches(epoch, rank, world)
-        if resident_images is None:  # a streamed folder: DataLoader workers decode this rank's batches in order
-            image_batches = (imgs for imgs, _ in train_ds.batches(per_rank, np.concatenate(batches)))
-        else:
-            image_batches = (resident_images[torch.from_numpy(idx).to(resident_images.device)] for idx in batches)
-        bar = tqdm(image_batches, total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and main), leave=False)
-        for step, images in enumerate(bar):
-            if cfg.lr_schedule == "step": lr = set_learning_rate(cfg, optimizer, epoch + step / steps)
-            images = images.to(device, non_blocking=True)
-            views = []
-            for view in augment.views:  # parameters for the global batch; this rank's slice
-                p = view.sample(cfg.batch_size, *images.shape[-2:], generator=gen)
-                p = {k: v[rank * per_rank:(rank + 1) * per_rank] for k, v in p.items()}
-                x = view.apply(images, p)
-                views.append(x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                out = net(*views)
-            if not torch.isfinite(out.loss):
-                raise TrainingDiverged(f"Loss became {out.loss.item()} at epoch {epoch + 1}, step {step + 1} (lr {lr:.4g}). "
-                                       f"The last good checkpoint is {checkpoint_path(run_dir, epoch) if epoch else 'none'}; "
-                                       f"lower base_lr (now {cfg.base_lr}) or use precision='fp32'.")
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            optimizer.step()
-            model.momentum_update(momentum_schedule(epoch * steps + step + 1, cfg.epochs * steps, cfg.ema_momentum, cfg.ema_cosine))
-            totals["loss"] += out.loss.item(); totals["z_std"] += std_of_l2_normalized(out.z1.float())
-            bar.set_postfix(loss=f"{totals['loss'] / (step + 1):.4f}", pairs_per_s=f"{(step + 1) * cfg.batch_size / (time.time() - t0):.0f}")
-            if on_step is not None: on_step(epoch, step, model)
-        seconds = time.time() - t0
-        row = dict(epoch=epoch + 1, step=(epoch + 1) * steps, loss=totals["loss"] / steps, z_std=totals["z_std"] / steps,
-                   lr=lr, predictor_lr=optimizer.param_groups[-1]["lr"], seconds=seconds, pairs_per_s=steps * cfg.batch_size / seconds,
-                   phase=order.phase(epoch))
-        if world > 1:
-            t = torch.tensor([row["loss"], row["z_std"]], device=device); dist.all_reduce(t); t /= world
-            row["loss"], row["z_std"] = t.tolist()
-        if main:
-            if (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0) or epoch + 1 == cfg.epochs:
-                row.update(monitor(model.backbone, train_ds, test_ds, probe, device, cfg.image_size))
-            _atomic_save(dict(epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(), config=cfg.to_dict()),
-                         checkpoint_path(run_dir, epoch + 1))
-            with open(run_dir/"metrics.jsonl", "a") as f: f.write(json.dumps(row) + "\n")
-            _write_json(run_dir/"status.json", dict(state="done" if epoch + 1 == cfg.epochs else "running",
-                                                    epochs_done=epoch + 1, epochs=cfg.epochs))
-        if world > 1: dist.barrier()
+def train_epoch(net, model, optimizer, data, cfg, epoch, ctx, resident=None, progress=False, on_step=None) -> dict:
+    "One epoch: set the learning rate, augment each of the ordering's batches, step, move the EMA target. Returns the epoch's log line."
+    model.train()
+    steps = data.order.steps_per_epoch
+    lr = set_learning_rate(cfg, optimizer, epoch)
+    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    totals, t0 = dict(loss=0.0, z_std=0.0), time.time()
+    bar = tqdm(data.image_batches(epoch, ctx, resident), total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+    for step, images in enumerate(bar):
+        if cfg.lr_schedule == "step": lr = set_learning_rate(cfg, optimizer, epoch + step / steps)
+        views = _views(data.augment, images.to(ctx.device, non_blocking=True), gen, cfg, ctx)
+        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=ctx.bf16):
+            out = net(*views)
+        if not torch.isfinite(out.loss):
+            raise TrainingDiverged(f"Loss became {out.loss.item()} at epoch {epoch + 1}, step {step + 1} (lr {lr:.4g}).")
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        model.momentum_update(momentum_schedule(epoch * steps + step + 1, cfg.epochs * steps, cfg.ema_momentum, cfg.ema_cosine))
+        totals["loss"] += out.loss.item(); totals["z_std"] += std_of_l2_normalized(out.z1.float())
+        bar.set_postfix(loss=f"{totals['loss'] / (step + 1):.4f}", pairs_per_s=f"{(step + 1) * cfg.batch_size / (time.time() - t0):.0f}")
+        if on_step is not None: on_step(epoch, step, model)
+    seconds = time.time() - t0
+    row = dict(epoch=epoch + 1, step=(epoch + 1) * steps, loss=totals["loss"] / steps, z_std=totals["z_std"] / steps,
+               lr=lr, predictor_lr=optimizer.param_groups[-1]["lr"], seconds=seconds, pairs_per_s=steps * cfg.batch_size / seconds,
+               phase=data.order.phase(epoch))
+    if ctx.world > 1:  # the log shows the mean over ranks
+        t = torch.tensor([row["loss"], row["z_std"]], device=ctx.device); dist.all_reduce(t); t /= ctx.world
+        row["loss"], row["z_std"] = t.tolist()
+    return row
+
+def _end_epoch(run_dir, cfg, model, optimizer, data, row, history, ctx):
+    "Measure when due, publish the checkpoint (which carries the log), append the log line, apply retention, update the status."
+    epoch = row["epoch"]
+    if (cfg.eval_every and epoch % cfg.eval_every == 0) or epoch == cfg.epochs:
+        row.update(monitor(model.backbone, data.train, data.test, data.probe, ctx.device, cfg.image_size))
+    history.append(row)
+    _atomic_save(dict(epoch=epoch, model=model.state_dict(), optimizer=optimizer.state_dict(), config=cfg.to_dict(), metrics=history),
+                 checkpoint_path(run_dir, epoch))
+    _append_metrics(run_dir, row)
+    prune_checkpoints(run_dir, cfg.checkpoint_every)
+    write_json(run_dir/"status.json", dict(state="done" if epoch == cfg.epochs else "running", epochs_done=epoch, epochs=cfg.epochs))
+
+def train(config: TrainConfig, run_dir, resume=False, progress=True, on_step=None, wait=False) -> Path:
+    """Train `config` into `run_dir`; with `resume`, continue from its last checkpoint (a finished run: nothing to do).
+    Another process on `run_dir` makes this fail at once, or with `wait` queue behind it. Returns the run directory.
+    `on_step(epoch, step, model)` is called after every optimiser step (for tests and custom monitoring)."""
+    cfg, run_dir = config.resolved(), Path(run_dir)
+    if _already_finished(run_dir, cfg, resume): return run_dir
+    ctx = TrainContext.create(cfg)
+    data = TrainingData.load(cfg)
+    model = build_model(cfg, data.train.channels).to(ctx.device)
+    ctx.channels_last = cfg.channels_last and channels_last_is_safe(model, ctx.device)
+    if ctx.channels_last: model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg, model)
+    with directory_lock(run_dir, wait) if ctx.main else contextlib.nullcontext():
+        if _already_finished(run_dir, cfg, resume): return run_dir  # finished while we waited for the lock
+        if ctx.main: _write_run_files(run_dir, cfg, data, ctx)
+        if ctx.world > 1: dist.barrier()
+        start, history = _restore(run_dir, cfg, model, optimizer, data, ctx)
+        net = model
+        if ctx.world > 1:
+            if cfg.sync_bn: net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+            net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+        resident = _resident_images(data.train, ctx.device)
+        for epoch in range(start, cfg.epochs):
+            try: row = train_epoch(net, model, optimizer, data, cfg, epoch, ctx, resident, progress and ctx.main, on_step)
+            except TrainingDiverged as e:
+                raise TrainingDiverged(f"{e} The last good checkpoint is {checkpoint_path(run_dir, epoch) if epoch else 'none'}; "
+                                       f"lower base_lr (now {cfg.base_lr}) or use precision='fp32'.") from None
+            if ctx.main: _end_epoch(run_dir, cfg, model, optimizer, data, row, history, ctx)
+            if ctx.world > 1: dist.barrier()
     return run_dir

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from simsiam_collapse.collapse import (OFFICIAL_AUC, OFFICIAL_AUC_SQUARED, SpectrumAccumulator, collapse_auc,
+from simsiam_collapse.collapse import (OFFICIAL_AUC, OFFICIAL_AUC_SQUARED, SpectrumAccumulator, collapse_auc, collapse_measures,
                                        cumulative_explained_variance, official_spectra, rankme, singular_values)
 
 
@@ -31,9 +31,44 @@ def test_cumulative_explained_variance_ends_at_one_and_sorts():
     assert torch.allclose(c, torch.tensor([0.5, 5 / 6, 1.0], dtype=torch.float64))
 
 
-def test_constant_features_are_an_error():
-    with pytest.raises(ValueError, match="constant"):
-        collapse_auc(singular_values(torch.ones(10, 4)))
+def test_total_collapse_has_auc_one_and_rankme_one():
+    constant = torch.full((10, 4), 3.0)
+    assert collapse_auc(singular_values(constant)) == 1.0
+    m = collapse_measures(constant)
+    assert m["auc"] == 1.0 and m["rankme"] == pytest.approx(1.0, abs=1e-4)  # the raw spectrum is rank one: the mean
+    assert collapse_measures(torch.zeros(10, 4))["rankme"] == 1.0  # all zero: 1 by continuity
+    acc = SpectrumAccumulator().update(constant)
+    assert collapse_auc(acc.singular_values()) == 1.0
+
+
+def test_fewer_rows_than_dimensions_averages_over_all_d():
+    x = torch.randn(100, 512, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with pytest.warns(UserWarning, match="100 feature vectors for 512 dimensions"):
+        full = singular_values(x)
+    acc = SpectrumAccumulator()
+    for chunk in x.split(30): acc.update(chunk)
+    with pytest.warns(UserWarning, match="100 feature vectors for 512 dimensions"):
+        streamed = acc.singular_values()
+    assert len(full) == len(streamed) == 512
+    assert collapse_auc(full) == pytest.approx(collapse_auc(streamed), abs=1e-6)
+    assert collapse_auc(full) > 0.9  # 413 of 512 directions hold nothing (99 after centring)
+
+
+def test_nan_features_name_the_count_and_empty_batches_are_ignored():
+    x = torch.randn(20, 8); x[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="1 NaN or inf value"):
+        singular_values(x)
+    with pytest.raises(ValueError, match="1 NaN or inf value"):
+        SpectrumAccumulator().update(x)
+    acc = SpectrumAccumulator().update(torch.randn(20, 8)).update(torch.empty(0, 8))
+    assert acc.n == 20 and torch.isfinite(acc.singular_values()).all()
+
+
+def test_rankme_is_computed_on_uncentred_features():
+    g = torch.Generator().manual_seed(3)
+    relu = torch.relu(torch.randn(2000, 16, generator=g, dtype=torch.float64) + 0.5)
+    assert collapse_measures(relu)["rankme"] == pytest.approx(rankme(torch.linalg.svdvals(relu)), rel=1e-9)
+    assert collapse_measures(relu)["auc"] == pytest.approx(collapse_auc(torch.linalg.svdvals(relu - relu.mean(0))), rel=1e-9)
 
 
 def test_normalize_option_matches_manual_normalisation():

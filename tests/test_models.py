@@ -35,7 +35,8 @@ def test_cifar_stem_keeps_resolution():
 
 @pytest.mark.parametrize("bad,match", [(dict(layers=(2, 0)), "layers must be positive"),
                                        (dict(block="dense"), "Valid: basic, bottleneck"),
-                                       (dict(in_channels=2.5), "in_channels must be a positive integer, got 2.5")])
+                                       (dict(in_channels=2.5), "in_channels must be a positive integer, got 2.5"),
+                                       (dict(width=True), "width must be a positive integer, got True")])
 def test_bad_overrides(bad, match):
     with pytest.raises(ValueError, match=match):
         build_backbone("resnet18", **bad)

@@ -1,4 +1,5 @@
 "Training: the loss goes down, resume is exact, the hybrid starts from its twin, bad configs fail at once, DDP matches one process."
+import dataclasses
 import json
 import os
 import socket
@@ -74,8 +75,18 @@ def test_hybrid_starts_from_the_single_pass_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize("bad,match", [(dict(method="simclr"), "method='simclr' is not valid"),
-                                       (dict(ordering="subset", fraction=1.5), "fraction=1.5 is not valid"),
-                                       (dict(ordering="hybrid", switch_epoch=9, epochs=4), "switch_epoch=9 is not valid"),
+                                       (dict(ordering="subset", fraction=1.5), r"fraction must be a number in \(0, 1\], got 1.5"),
+                                       (dict(ordering="hybrid", switch_epoch=9, epochs=4), "switch_epoch must be an integer between 0 and epochs=4"),
+                                       (dict(ordering="single_pass", epochs=20), "a chunk .20 chunks. holds 71 of the 1437 images, fewer than a batch of 128"),
+                                       (dict(epochs=2.0), "epochs=2.0 is not valid: an integer"),
+                                       (dict(eval_every=-1), "eval_every=-1 is not valid"),
+                                       (dict(image_size=0), "image_size=0 is not valid"),
+                                       (dict(momentum=-0.9), "momentum=-0.9 is not valid"),
+                                       (dict(weight_decay=-1e-4), "weight_decay=-0.0001 is not valid"),
+                                       (dict(ema_momentum=1.5), "ema_momentum=1.5 is not valid"),
+                                       (dict(temperature=0.0), "temperature=0.0 is not valid"),
+                                       (dict(probe_size=0), "probe_size=0 is not valid"),
+                                       (dict(batch_size="128"), "batch_size='128' is not valid: an integer"),
                                        (dict(dataset="imagenet"), "dataset='imagenet' is not valid"),
                                        (dict(precision="fp8"), "precision='fp8' is not valid")])
 def test_bad_config_fails_before_anything_is_written(bad, match, tmp_path):
@@ -152,3 +163,83 @@ def test_training_on_a_streamed_image_folder(tmp_path, monkeypatch):
     run = train(cfg, tmp_path/"run", progress=False)
     assert json.loads((run/"data.json").read_text())["train"]["streamed"] is True
     assert [m["epoch"] for m in read_metrics(run)] == [0, 1, 2] and last_checkpoint(run) == 2
+
+
+# Reliability: one writer per run directory, nothing lost on a kill, damaged files named and healed.
+
+def test_a_second_process_on_the_same_run_directory_is_refused(tmp_path):
+    "Two real processes: the second fails at once naming the holder's PID; the first's log has no duplicate line."
+    import subprocess, sys, time
+    script = ("import sys; from simsiam_collapse.train import TrainConfig, train; "
+              f"train(TrainConfig(epochs=12, **{TINY!r}), sys.argv[1], resume=True, progress=False)")
+    first = subprocess.Popen([sys.executable, "-c", script, str(tmp_path/"run")])
+    deadline = time.time() + 120
+    while not (tmp_path/"run"/"status.json").exists() and time.time() < deadline: time.sleep(0.2)
+    second = subprocess.run([sys.executable, "-c", script, str(tmp_path/"run")], capture_output=True, text=True)
+    assert first.wait(timeout=300) == 0
+    assert second.returncode != 0 and f"PID {first.pid}" in second.stderr, second.stderr[-500:]
+    epochs = [m["epoch"] for m in read_metrics(tmp_path/"run")]
+    assert epochs == list(range(13))
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path, capsys):
+    run = train(TrainConfig(epochs=1, **TINY), tmp_path/"run", progress=False)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    train(TrainConfig(epochs=1, **TINY), run, resume=True, progress=False)
+    assert "nothing to resume" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert json.loads((run/"status.json").read_text())["state"] == "done"
+
+
+def test_a_kill_between_checkpoint_and_log_line_loses_no_line(tmp_path):
+    "The checkpoint carries the log: a lost, a half-written or a repeated last line heal on resume."
+    class Killed(Exception): pass
+    def kill_after_epoch_2(epoch, step, model):
+        if epoch == 2 and step == 0: raise Killed
+    cfg = TrainConfig(epochs=3, **TINY)
+    with pytest.raises(Killed): train(cfg, tmp_path/"run", progress=False, on_step=kill_after_epoch_2)
+    log = tmp_path/"run"/"metrics.jsonl"
+    lines = log.read_text().splitlines()
+    assert [json.loads(l)["epoch"] for l in lines] == [0, 1, 2]
+    log.write_text("\n".join(lines[:2]) + "\n" + lines[1] + "\n" + lines[2][:17])  # line 2 lost, line 1 repeated, a half line
+    with pytest.warns(UserWarning, match="line 4 is not valid JSON"):
+        assert [m["epoch"] for m in read_metrics(tmp_path/"run")] == [0, 1, 1]
+    train(cfg, tmp_path/"run", resume=True, progress=False)
+    assert [m["epoch"] for m in read_metrics(tmp_path/"run")] == [0, 1, 2, 3]
+    uninterrupted = read_metrics(train(cfg, tmp_path/"straight", progress=False))
+    assert [m.get("loss") for m in read_metrics(tmp_path/"run")] == [m.get("loss") for m in uninterrupted]
+
+
+def test_a_truncated_newest_checkpoint_is_named_and_skipped(tmp_path):
+    cfg = TrainConfig(epochs=3, **TINY)
+    train(cfg, tmp_path/"straight", progress=False)
+    run = train(dataclasses.replace(cfg, epochs=3), tmp_path/"run", progress=False)
+    (run/"status.json").write_text(json.dumps(dict(state="running", epochs_done=3, epochs=3)))
+    newest = checkpoint_path(run, 3)
+    newest.write_bytes(newest.read_bytes()[:1000])
+    with pytest.warns(UserWarning, match=r"epoch_0003.pt is unreadable .* renamed to epoch_0003.pt.corrupt"):
+        train(cfg, run, resume=True, progress=False)
+    assert (run/"checkpoints"/"epoch_0003.pt.corrupt").exists()
+    assert torch.equal(_weights(run, 3)["model"]["backbone.stem.0.weight"],
+                       _weights(tmp_path/"straight", 3)["model"]["backbone.stem.0.weight"])  # epoch 3 retrained from epoch 2, exactly
+    assert [m["epoch"] for m in read_metrics(run)] == [0, 1, 2, 3]
+
+
+def test_retention_keeps_every_kth_and_the_newest(tmp_path):
+    run = train(TrainConfig(epochs=5, checkpoint_every=2, **TINY), tmp_path/"run", progress=False)
+    assert [p.name for p in sorted((run/"checkpoints").iterdir())] == ["epoch_0002.pt", "epoch_0004.pt", "epoch_0005.pt"]
+    run = train(TrainConfig(epochs=3, checkpoint_every=0, **TINY), tmp_path/"last", progress=False)
+    assert [p.name for p in (run/"checkpoints").iterdir()] == ["epoch_0003.pt"]
+    assert [m["epoch"] for m in read_metrics(run)] == [0, 1, 2, 3]  # the log keeps every epoch
+
+
+def test_total_collapse_finishes_and_is_logged(tmp_path):
+    "A backbone whose features became constant (as weight decay does at a large dose): the run ends normally, AUC 1 and RankMe 1."
+    def collapse_at_the_last_step(epoch, step, model):
+        if epoch == 1 and step == 10:
+            with torch.no_grad():
+                for p in model.backbone.parameters(): p.zero_()
+    run = train(TrainConfig(epochs=2, **TINY), tmp_path/"run", progress=False, on_step=collapse_at_the_last_step)
+    last = read_metrics(run)[-1]
+    assert (last["auc"], last["rankme"]) == (1.0, 1.0), last
+    assert json.loads((run/"status.json").read_text())["state"] == "done"
