@@ -37,8 +37,9 @@ test-slow: setup
 	$(BIN)/nbdev_test --n_workers 2 --flags slow
 	$(BIN)/python -m pytest -m slow tests
 
+# mini trains on CIFAR-10: from ../shared/data when it is there, else downloaded once (170 MB) into ~/.cache/simsiam_collapse.
 reproduce: setup
-	$(BIN)/simsiam-collapse reproduce --scale $(SCALE) --out $(OUT)
+	SIMSIAM_COLLAPSE_DOWNLOAD=1 $(BIN)/simsiam-collapse reproduce --scale $(SCALE) --out $(OUT)
 
 clean:
 	rm -rf $(VENV) *.egg-info _proc _docs

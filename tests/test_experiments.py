@@ -23,8 +23,11 @@ def test_exactly_one_parameters_cell_with_the_common_parameters(exp_id):
     nb = nbformat.read(NOTEBOOKS[exp_id], as_version=4)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
-    for name in ("scale", "dataset", "data_root", "device", "seeds", "out_dir"):
-        assert f"\n{name} = " in "\n" + tagged[0].source, name
+    for name in ("scale", "dataset", "data_root", "device", "seeds", "jobs", "out_dir"):
+        assert f"\n{name}: " in "\n" + tagged[0].source, name  # declared with a type, so check_parameters can check it
+    after = nb.cells[nb.cells.index(tagged[0]) + 1]
+    assert "check_parameters(globals())" in after.source  # the first thing after the parameters
+    assert nb.metadata.kernelspec.name == "simsiam-collapse"  # the kernel `make` registers
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")  # sources are kept clean
 
 
@@ -49,7 +52,10 @@ def test_notebook_runs_at_smoke_scale_and_writes_its_outputs(exp_id, smoke_dir):
     assert {"claims.json", "summary.md", "experiment.json"} <= names
     claims = json.loads((folder/"claims.json").read_text())["claims"]
     assert claims and all(c["verdict"] in ("reproduced", "not reproduced", "partly", "not run at this scale") for c in claims)
-    assert all(c["evidence"] for c in claims)
+    assert all(c["checks"] and all(k["what"] for k in c["checks"]) for c in claims)
+    executed = nbformat.read(str(smoke_dir/f"{NOTEBOOKS[exp_id].stem}.ipynb"), as_version=4)
+    shown = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert shown, "figures appear in the notebook, not only on disk"
     pngs = {p.stem for p in folder.glob("*.png")}
     assert pngs and pngs == {p.stem for p in folder.glob("*.pdf")}  # every figure as PNG and PDF
     if exp_id != "e4": assert {p.stem for p in folder.glob("*.csv")} == {p.stem for p in folder.glob("*.md")} - {"summary"}
@@ -61,6 +67,15 @@ def test_an_injected_parameter_changes_the_result(smoke_dir, tmp_path):
     assert runs and all("-s7-" in r for r in runs)
     rows = (tmp_path/"e2"/"e2_dataset_size.csv").read_text().splitlines()
     assert [r.split(",")[:2] for r in rows[1:]] == [["resnet18", "0.1"], ["resnet18", "1.0"]]
+
+
+def test_a_wrong_parameter_fails_fast_and_a_string_list_is_read(tmp_path):
+    with pytest.raises(pm.PapermillExecutionError, match="Unknown parameter.s. architecture. This notebook's parameters"):
+        _execute("e2", tmp_path, architecture=["resnet18"])
+    with pytest.raises(pm.PapermillExecutionError, match="Parameter seeds=3 is not valid"):
+        _execute("e2", tmp_path, seeds=3)
+    _execute("e2", tmp_path, seeds="[5]", architectures="['resnet18']", fractions=[0.5, 1.0])  # as -p passes lists: strings
+    assert all("-s5-" in p.name for p in (tmp_path/"runs").iterdir())
 
 
 def test_reproduce_reports_a_failure_and_finishes_the_rest(tmp_path):

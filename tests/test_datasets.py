@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from simsiam_collapse.data import (DataNotFoundError, ImageReadError, BatchAugment, TwoViewAugment, ViewRecipe,
-                                   load_dataset, RECIPES)
+from simsiam_collapse.augment import RECIPES, BatchAugment, TwoViewAugment, ViewRecipe
+from simsiam_collapse.datasets import DataNotFoundError, ImageReadError, load_dataset
 
 
 @pytest.mark.parametrize("name,train,test,shape", [("mnist5k", 4000, 1000, (1, 28, 28)),
@@ -163,7 +163,7 @@ def test_views_are_normalised_seeded_and_differ():
 
 def test_batched_and_reference_pipelines_agree_in_distribution():
     "Same recipe, two implementations: per-channel statistics of many views agree."
-    from simsiam_collapse.data import ReferenceTwoViews
+    from simsiam_collapse.augment import ReferenceTwoViews
     ds = load_dataset("fake", num_samples=512, seed=1)
     torch.manual_seed(0)
     ref = torch.stack([ReferenceTwoViews(ds)[i][0] for i in range(len(ds))])
