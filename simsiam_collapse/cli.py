@@ -14,7 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .datasets import DATASET_NAMES, ImageReadError, load_dataset
 from .experiments import SCALES, RunStore

@@ -15,9 +15,9 @@ import torch
 import simsiam_collapse
 
 # %% auto #0
-__all__ = ['REFERENCE_DIR', 'OFFICIAL_AUC', 'OFFICIAL_AUC_SQUARED', 'singular_values', 'cumulative_explained_variance',
-           'collapse_auc', 'official_spectra', 'SpectrumAccumulator', 'rankme', 'collapse_measures',
-           'std_of_l2_normalized', 'plot_spectra', 'plot_auc', 'save_figure']
+__all__ = ['REFERENCE_DIR', 'OFFICIAL_AUC', 'OFFICIAL_AUC_SQUARED', 'FLOAT32_FLOOR', 'singular_values',
+           'cumulative_explained_variance', 'collapse_auc', 'official_spectra', 'SpectrumAccumulator', 'rankme',
+           'collapse_measures', 'std_of_l2_normalized', 'plot_spectra', 'plot_auc', 'save_figure']
 
 # %% ../nbs/04_collapse.ipynb #e2f33ccf
 def _to_tensor(x) -> torch.Tensor:
@@ -135,6 +135,8 @@ def std_of_l2_normalized(z) -> float:
     return z.std(0).mean().item()
 
 # %% ../nbs/04_collapse.ipynb #f8618466
+FLOAT32_FLOOR = 1e-7  # relative to the largest singular value: the resolution of float32 features
+
 def plot_spectra(spectra: dict, kind="singular", ax=None, title=None, cmap="viridis"):
     "Draw `spectra` ({label: singular values}) as `kind`: 'singular' (log y), 'normalized' (s_i / s_1, log y) or 'cumulative'."
     import matplotlib.pyplot as plt
@@ -145,6 +147,8 @@ def plot_spectra(spectra: dict, kind="singular", ax=None, title=None, cmap="viri
     for (label, s), color in zip(spectra.items(), colors):
         s = _to_tensor(s).cpu()
         y = {"singular": s, "normalized": s / s[0], "cumulative": cumulative_explained_variance(s)}[kind]
+        if kind != "cumulative":  # below 1e-7 of the largest value a float32 spectrum is rounding noise: draw it at that floor
+            y = y.clamp_min(FLOAT32_FLOOR * (s[0] if kind == "singular" else 1))
         ax.plot(np.arange(1, len(s) + 1), y.numpy(), label=str(label), color=color)
     if kind != "cumulative": ax.set_yscale("log")
     ax.set_xlabel("index i of singular value")

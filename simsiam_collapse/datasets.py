@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'CACHE_ENV', 'DOWNLOAD_ENV', 'DATASET_NAMES', 'SPLITS', 'NORMALIZATION', 'IMAGE_EXTENSIONS',

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .collapse import SpectrumAccumulator
 from .augment import BatchAugment, ViewRecipe, eval_transform

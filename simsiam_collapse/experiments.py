@@ -69,7 +69,7 @@ SCALES = {
     # of 128 pairs: 16 chunks of 512 images (4 batches) keep the paper's one chunk per epoch without a chunk smaller than a few
     # batches; weight decay 1e-3 at base lr 0.5 stands in for the paper's 500 times more steps (accumulated decay lr x wd x steps).
     "mini": Scale("mini", "cifar10", dict(train_images=8192, width=8, image_size=16, epochs=16, batch_size=128, proj_hidden_dim=256,
-                                            proj_dim=256, pred_hidden_dim=64, probe_size=2000, eval_every=2, checkpoint_every=2),
+                                            proj_dim=256, pred_hidden_dim=64, probe_size=2000, eval_every=4, checkpoint_every=2),
                   probe_epochs=30, seeds=(0, 1, 2), eval_train_size=10000, threads=1, fractions=(0.0625, 0.125, 0.25, 0.5, 1.0),
                   switch_points=(0.0, 0.25, 0.4, 0.5, 0.75, 1.0),
                   method_train={"simsiam": dict(base_lr=0.5, weight_decay=1e-3),
@@ -375,7 +375,7 @@ def check_parameters(namespace: dict) -> dict:
             try: parsed = ast.literal_eval(value)
             except (ValueError, SyntaxError): parsed = value
             if _conforms(parsed, kind): namespace[name] = parsed; continue
-        kind_text = getattr(kind, "__name__", None) if not typing.get_args(kind) else str(kind)
+        kind_text = getattr(kind, "__name__", None) if not typing.get_args(kind) else str(kind).replace("typing.", "")
         raise ValueError(f"Parameter {name}={value!r} is not valid: expected {kind_text or kind}. Pass lists and numbers with papermill's -y, "
                          f"e.g. -y \"{name}: {'[...]' if 'list' in str(kind) else '...'}\".")
     return {name: namespace[name] for name in declared}

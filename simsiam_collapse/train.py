@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .collapse import collapse_measures, std_of_l2_normalized
 from .augment import TwoViewAugment
