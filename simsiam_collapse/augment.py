@@ -107,25 +107,27 @@ class BatchAugment:
         self.sigma_scale = image_size / 224
 
     def sample(self, n, height, width, generator=None) -> dict:
-        "Draw every random parameter for `n` images of `height` x `width` (on the CPU, so a seed gives the same batch on any device)."
+        """Draw every random parameter for `n` images of `height` x `width` (on the CPU, so a seed gives the same batch on any device).
+        `height` and `width` may be per-image tensors: the original sizes of streamed images, stored as squares (`frame`)."""
         r, g = self.recipe, generator
         u = lambda *s: torch.rand(*s, generator=g, dtype=torch.float64)
-        area = height * width * (r.crop_scale[0] + (r.crop_scale[1] - r.crop_scale[0]) * u(n, 10))
+        per_image = torch.is_tensor(height) or torch.is_tensor(width)
+        H, W = (torch.as_tensor(v, dtype=torch.float64).expand(n).clone() for v in (height, width))
+        area = (H * W)[:, None] * (r.crop_scale[0] + (r.crop_scale[1] - r.crop_scale[0]) * u(n, 10))
         log_lo, log_hi = math.log(r.crop_ratio[0]), math.log(r.crop_ratio[1])
         aspect = torch.exp(log_lo + (log_hi - log_lo) * u(n, 10))
         w = torch.sqrt(area * aspect).round()
         h = torch.sqrt(area / aspect).round()
-        ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+        ok = (w > 0) & (w <= W[:, None]) & (h > 0) & (h <= H[:, None])
         first = ok.float().argmax(1, keepdim=True)  # torchvision keeps the first of 10 tries that fits
         w, h, any_ok = w.gather(1, first)[:, 0], h.gather(1, first)[:, 0], ok.any(1)
-        in_ratio = width / height  # fallback: the whole image, clamped to the ratio range
-        fw = width if r.crop_ratio[0] <= in_ratio <= r.crop_ratio[1] else (
-            width if in_ratio < r.crop_ratio[0] else round(height * r.crop_ratio[1]))
-        fh = height if r.crop_ratio[0] <= in_ratio <= r.crop_ratio[1] else (
-            round(width / r.crop_ratio[0]) if in_ratio < r.crop_ratio[0] else height)
-        w, h = torch.where(any_ok, w, float(fw)), torch.where(any_ok, h, float(fh))
-        top = torch.where(any_ok, torch.floor(u(n) * (height - h + 1)), torch.floor((height - h) / 2))
-        left = torch.where(any_ok, torch.floor(u(n) * (width - w + 1)), torch.floor((width - w) / 2))
+        in_ratio = W / H  # fallback: the whole image, clamped to the ratio range
+        in_range, narrow = (r.crop_ratio[0] <= in_ratio) & (in_ratio <= r.crop_ratio[1]), in_ratio < r.crop_ratio[0]
+        fw = torch.where(in_range | narrow, W, torch.round(H * r.crop_ratio[1]))
+        fh = torch.where(in_range, H, torch.where(narrow, torch.round(W / r.crop_ratio[0]), H))
+        w, h = torch.where(any_ok, w, fw), torch.where(any_ok, h, fh)
+        top = torch.where(any_ok, torch.floor(u(n) * (H - h + 1)), torch.floor((H - h) / 2))
+        left = torch.where(any_ok, torch.floor(u(n) * (W - w + 1)), torch.floor((W - w) / 2))
         b, c, s = (1 + (2 * u(n, 3) - 1) * torch.tensor([r.brightness, r.contrast, r.saturation])).unbind(1)
         return dict(
             box=torch.stack([top, left, h, w], 1),
@@ -137,6 +139,7 @@ class BatchAugment:
             blur=u(n) < r.blur_p,
             sigma=(r.blur_sigma[0] + (r.blur_sigma[1] - r.blur_sigma[0]) * u(n)) * self.sigma_scale,
             solarize=u(n) < r.solarize_p,
+            **(dict(frame=torch.stack([H, W], 1)) if per_image else {}),
         )
 
     def apply(self, images, p):
@@ -144,6 +147,7 @@ class BatchAugment:
         n, c, height, width = images.shape
         dev = images.device
         top, left, h, w = p["box"].to(dev, torch.float32).unbind(1)
+        if "frame" in p: height, width = p["frame"].to(dev, torch.float32).unbind(1)  # boxes in the original image's pixels
         sx = torch.where(p["flip"].to(dev), -1.0, 1.0) * w / width
         zero = torch.zeros_like(sx)
         theta = torch.stack([torch.stack([sx, zero, (2 * left + w) / width - 1], 1),
@@ -179,11 +183,19 @@ class TwoViewAugment:
         return tuple(v(images, generator) for v in self.views)
 
 # %% ../nbs/01_augment.ipynb #99d33c09
-def eval_transform(images, image_size=None, mean=(0.5,), std=(0.25,), crop_fraction=None):
-    "Deterministic evaluation view of a uint8 batch: shorter side to `image_size / crop_fraction`, centre crop, normalise."
+def eval_transform(images, image_size=None, mean=(0.5,), std=(0.25,), crop_fraction=None, sizes=None):
+    """Deterministic evaluation view of a uint8 batch: shorter side to `image_size / crop_fraction`, centre crop, normalise.
+    With `sizes` (the original height and width of squashed streamed images) the centre crop is taken in the original's geometry."""
     image_size = image_size or images.shape[-1]
     crop_fraction = crop_fraction or (0.875 if image_size >= 128 else 1.0)
-    x = resize_center_crop(images.float().div_(255), image_size, round(image_size / crop_fraction))
+    if sizes is None: x = resize_center_crop(images.float().div_(255), image_size, round(image_size / crop_fraction))
+    else:
+        H, W = torch.as_tensor(sizes, dtype=torch.float32, device=images.device).unbind(1)
+        side = torch.minimum(H, W) * crop_fraction  # the crop, in original pixels
+        zero = torch.zeros_like(side)
+        theta = torch.stack([torch.stack([side / W, zero, zero], 1), torch.stack([zero, side / H, zero], 1)], 1)
+        grid = F.affine_grid(theta, (len(images), images.shape[1], image_size, image_size), align_corners=False)
+        x = F.grid_sample(images.float().div_(255), grid, mode="bilinear", padding_mode="border", align_corners=False)
     mean, std = torch.tensor(mean, device=x.device).view(1, -1, 1, 1), torch.tensor(std, device=x.device).view(1, -1, 1, 1)
     return (x - mean) / std
 

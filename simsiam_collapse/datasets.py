@@ -22,7 +22,8 @@ from tqdm import tqdm
 # %% auto #0
 __all__ = ['DATA_ENV', 'CACHE_ENV', 'DOWNLOAD_ENV', 'DATASET_NAMES', 'SPLITS', 'NORMALIZATION', 'IMAGE_EXTENSIONS',
            'resolve_data_root', 'cache_dir', 'DataNotFoundError', 'ImageReadError', 'ImageDataset', 'scan_image_folder',
-           'resize_center_crop', 'read_image', 'decode_folder', 'StreamingImageFolder', 'load_dataset']
+           'resize_center_crop', 'read_image', 'decode_folder', 'squash', 'image_sizes', 'StreamingImageFolder',
+           'load_dataset']
 
 # %% ../nbs/00_datasets.ipynb #cb8631d4
 DATA_ENV = "SIMSIAM_COLLAPSE_DATA"
@@ -254,13 +255,37 @@ def decode_folder(folder, channels=3, image_size=None, cache=True, desc=None):
     return images, labels, classes
 
 # %% ../nbs/00_datasets.ipynb #decb35c1
+def squash(img, size):
+    "Resize a whole uint8 C x H x W image to `size` x `size` (aspect ratio not kept: the crop geometry keeps the original shape)."
+    if img.shape[-2:] == (size, size): return img
+    x = F.interpolate(img[None].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x[0].round().clamp(0, 255).to(torch.uint8)
+
+def image_sizes(files, cache=True) -> torch.Tensor:
+    "Original (height, width) of every image file, from the headers (no decoding); cached by file list."
+    from PIL import Image
+    key = hashlib.sha1("\n".join(f"{f}:{f.stat().st_size}" for f in files).encode()).hexdigest()[:16]
+    path = cache_dir()/f"sizes-{key}.pt"
+    if cache and path.exists():
+        try: return torch.load(path, weights_only=True)
+        except Exception: path.unlink(missing_ok=True)
+    def size_of(f):
+        try:
+            with Image.open(f) as im: return im.size[1], im.size[0]
+        except Exception as e: raise ImageReadError(f"Cannot read image {f}: {e}") from e
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool: sizes = torch.tensor(list(pool.map(size_of, files)), dtype=torch.int64)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp"); torch.save(sizes, tmp); os.replace(tmp, path)
+    return sizes
+
 class _FolderImages(torch.utils.data.Dataset):
     def __init__(self, files, channels, image_size): self.files, self.channels, self.image_size = files, channels, image_size
     def __len__(self): return len(self.files)
-    def __getitem__(self, i): return read_image(self.files[i], self.channels, self.image_size)
+    def __getitem__(self, i): return squash(read_image(self.files[i], self.channels), self.image_size)
 
 class StreamingImageFolder:
-    "An ImageFolder too large for memory: decoded batch by batch, with the interface of `ImageDataset`."
+    "An ImageFolder too large for memory: whole images decoded batch by batch to `image_size` squares, with their original `sizes`."
     def __init__(self, folder, name, split, image_size=256, channels=3, num_workers=None):
         self.files, labels, self.classes = scan_image_folder(folder)
         self.labels = torch.tensor(labels, dtype=torch.long)
@@ -268,6 +293,13 @@ class StreamingImageFolder:
         self.mean, self.std = NORMALIZATION["imagenet"] if channels == 3 else ((0.5,), (0.25,))
         self.num_workers = min(8, os.cpu_count() or 1) if num_workers is None else num_workers
         self._images = _FolderImages(self.files, channels, image_size)
+        self._sizes = None
+
+    @property
+    def sizes(self) -> torch.Tensor:
+        "N x 2: the original (height, width) of every image, where crop boxes are drawn."
+        if self._sizes is None: self._sizes = image_sizes(self.files)
+        return self._sizes
 
     def __len__(self): return len(self.labels)
     def batch(self, indices):
@@ -283,8 +315,8 @@ class StreamingImageFolder:
 
     def describe(self):
         return dict(name=self.name, split=self.split, source=self.source, n=len(self), streamed=True,
-                    shape=[self.channels, self.image_size, self.image_size], classes=len(self.classes),
-                    mean=list(self.mean), std=list(self.std))
+                    shape=[self.channels, self.image_size, self.image_size], stored="whole image squashed to a square; crops drawn in original pixels",
+                    classes=len(self.classes), mean=list(self.mean), std=list(self.std))
 
     def __repr__(self): return f"StreamingImageFolder({self.name!r}, split={self.split!r}, n={len(self)}, source={self.source!r})"
 

@@ -40,8 +40,10 @@ def extract_features(backbone, ds, batch_size=512, device=None, image_size=None,
         n = len(ds) if indices is None else len(indices)
         if n == 0: raise ValueError("No images to extract features from: `indices` is empty.")
         bar = tqdm(total=n, desc="features", unit="img", disable=not progress, leave=False)
-        for images, _ in ds.batches(batch_size, indices):
-            x = eval_transform(images.to(device, non_blocking=True), image_size, ds.mean, ds.std)
+        order = torch.arange(len(ds)) if indices is None else torch.as_tensor(indices)
+        for start, (images, _) in zip(range(0, n, batch_size), ds.batches(batch_size, indices)):
+            sizes = ds.sizes[order[start:start + len(images)]] if hasattr(ds, "sizes") else None  # streamed: whole images as squares
+            x = eval_transform(images.to(device, non_blocking=True), image_size, ds.mean, ds.std, sizes=sizes)
             f = backbone(x.contiguous(memory_format=torch.channels_last)).float()
             if accumulator is not None: accumulator.update(f)
             if keep: out.append(f.cpu())
@@ -138,7 +140,10 @@ def linear_probe(backbone, train_ds, test_ds, epochs=90, batch_size=256, lr=None
     @torch.no_grad()
     def features_of(idx, _):
         images, _ = train_ds.batch(idx)
-        return backbone(augment(images.to(device), g).contiguous(memory_format=torch.channels_last)).float()
+        if hasattr(train_ds, "sizes"):  # streamed: crops drawn in the original images' geometry
+            x = augment.apply(images.to(device), augment.sample(len(images), *train_ds.sizes[idx].unbind(1), generator=g))
+        else: x = augment(images.to(device), g)
+        return backbone(x.contiguous(memory_format=torch.channels_last)).float()
     @torch.no_grad()
     def evaluate(head): return 100 * (head(test_features).argmax(1) == yte).float().mean().item()
     return _train_probe(features_of, train_ds.labels, evaluate, backbone.feature_dim, len(train_ds.classes), epochs,

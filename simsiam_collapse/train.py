@@ -384,10 +384,12 @@ class TrainingData:
         return cls(train, test, order, augment, probe_sets(train, test, cfg.probe_size))
 
     def image_batches(self, epoch, ctx: TrainContext, resident=None):
-        "This rank's uint8 image batches of `epoch`: indexed from `resident` images, or decoded by DataLoader workers (streamed folders)."
+        """This rank's uint8 image batches of `epoch` with the original sizes of the global batch's images (None in memory):
+        indexed from `resident` images, or decoded by DataLoader workers (streamed folders, whole images as squares)."""
         batches = self.order.batches(epoch, ctx.rank, ctx.world)
-        if resident is None: return (imgs for imgs, _ in self.train.batches(len(batches[0]), np.concatenate(batches)))
-        return (resident[torch.from_numpy(idx).to(resident.device)] for idx in batches)
+        if resident is not None: return ((resident[torch.from_numpy(idx).to(resident.device)], None) for idx in batches)
+        sizes = [self.train.sizes[torch.from_numpy(idx)] for idx in self.order.batches(epoch)]  # crops are drawn for the global batch
+        return ((imgs, s) for (imgs, _), s in zip(self.train.batches(len(batches[0]), np.concatenate(batches)), sizes))
 
 def _resident_images(ds, device):
     "In-memory uint8 images, moved to the GPU once (CIFAR-10: 150 MB); None for a streamed folder."
@@ -454,11 +456,12 @@ def _restore(run_dir, cfg, model, optimizer, data, ctx) -> tuple[int, list]:
         write_json(run_dir/"status.json", dict(state="running", epochs_done=start, epochs=cfg.epochs))
     return start, history
 
-def _views(augment, images, gen, cfg, ctx):
-    "The two views of this rank's `images`: parameters drawn for the global batch, this rank's slice applied."
+def _views(augment, images, gen, cfg, ctx, sizes=None):
+    "The two views of this rank's `images`: parameters drawn for the global batch (in its images' original `sizes`), this rank's slice applied."
     per_rank, views = cfg.batch_size // ctx.world, []
+    frame = images.shape[-2:] if sizes is None else sizes.unbind(1)
     for view in augment.views:
-        p = view.sample(cfg.batch_size, *images.shape[-2:], generator=gen)
+        p = view.sample(cfg.batch_size, *frame, generator=gen)
         x = view.apply(images, {k: v[ctx.rank * per_rank:(ctx.rank + 1) * per_rank] for k, v in p.items()})
         views.append(x.contiguous(memory_format=torch.channels_last) if ctx.channels_last else x)
     return views
@@ -471,9 +474,9 @@ def train_epoch(net, model, optimizer, data, cfg, epoch, ctx, resident=None, pro
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     totals, t0 = dict(loss=0.0, z_std=0.0), time.time()
     bar = tqdm(data.image_batches(epoch, ctx, resident), total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
-    for step, images in enumerate(bar):
+    for step, (images, sizes) in enumerate(bar):
         if cfg.lr_schedule == "step": lr = set_learning_rate(cfg, optimizer, epoch + step / steps)
-        views = _views(data.augment, images.to(ctx.device, non_blocking=True), gen, cfg, ctx)
+        views = _views(data.augment, images.to(ctx.device, non_blocking=True), gen, cfg, ctx, sizes)
         with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=ctx.bf16):
             out = net(*views)
         if not torch.isfinite(out.loss):

@@ -175,3 +175,25 @@ def test_batched_and_reference_pipelines_agree_in_distribution():
 def test_bad_recipe_name():
     with pytest.raises(ValueError, match="Unknown augmentation recipe 'simclr'.*simsiam, byol, mocov3"):
         TwoViewAugment("simclr")
+
+
+def test_streamed_crops_cover_the_whole_of_non_square_images(tmp_path, tmp_cache):
+    "Wide images (24 x 96) whose columns encode their x position: training crops reach both ends, as RandomResizedCrop does."
+    from PIL import Image
+    from simsiam_collapse.augment import eval_transform
+    ramp = np.tile(np.linspace(0, 255, 96).round().astype(np.uint8), (24, 1))
+    for c in ("a", "b"):
+        (tmp_path/"f"/"train"/c).mkdir(parents=True)
+        for i in range(4): Image.fromarray(np.stack([ramp] * 3, -1)).save(tmp_path/"f"/"train"/c/f"{i}.png")
+    ds = load_dataset(f"imagefolder:{tmp_path/'f'}", "train", stream=True, image_size=32)
+    ds.num_workers = 0
+    assert ds.sizes.tolist() == [[24, 96]] * 8 and ds.batch([0])[0].shape == (1, 3, 32, 32)
+    images, _ = ds.batch(list(range(8)))
+    view = BatchAugment(ViewRecipe(jitter_p=0, grayscale_p=0, blur_p=0, flip_p=0), 16, (0, 0, 0), (1, 1, 1))
+    g = torch.Generator().manual_seed(0)
+    centres = torch.cat([view.apply(images, view.sample(8, *ds.sizes.unbind(1), generator=g)).mean((1, 2, 3)) for _ in range(50)])
+    # a centre crop to a square first would keep every crop within columns 36-60 of 96: centres in (0.375, 0.625)
+    assert centres.min() < 0.2 and centres.max() > 0.8, (centres.min(), centres.max())
+    evaluated = eval_transform(images, 16, (0, 0, 0), (1, 1, 1), sizes=ds.sizes[:8])  # the centre crop of the original geometry
+    columns = evaluated[0, 0].mean(0)
+    assert abs(columns[0] - 36 / 95) < 0.03 and abs(columns[-1] - 59 / 95) < 0.03, columns
