@@ -1,0 +1,47 @@
+"The `simsiam-collapse` command through `main`: reproduce's options and exit status, user errors."
+import json
+
+import nbformat
+import pytest
+
+from simsiam_collapse import cli
+from simsiam_collapse.cli import experiment_notebooks, main
+from test_experiments import NOTEBOOKS
+
+
+@pytest.fixture
+def two_notebooks(tmp_path, monkeypatch):
+    "A folder with E2 and a broken E5, where `reproduce` looks for the experiment notebooks."
+    nbs = tmp_path/"nbs"; nbs.mkdir()
+    (nbs/NOTEBOOKS["e2"].name).write_bytes(NOTEBOOKS["e2"].read_bytes())
+    broken = nbformat.read(NOTEBOOKS["e5"], as_version=4)
+    broken.cells.insert(3, nbformat.v4.new_code_cell("raise RuntimeError('deliberately broken')"))
+    nbformat.write(broken, nbs/NOTEBOOKS["e5"].name)
+    monkeypatch.setattr(cli, "experiments_dir", lambda: nbs)
+    return nbs
+
+
+def test_only_takes_ids_with_spaces_and_rejects_unknown_ones(two_notebooks, capsys):
+    assert [p.stem for p in experiment_notebooks(two_notebooks, ["e5", "e2"])] == ["e2_dataset_size", "e5_architectures"]
+    with pytest.raises(SystemExit) as e: main(["reproduce", "--scale", "smoke", "--only", "e2, e7", "--out", "unused"])
+    assert e.value.code == 2 and "Unknown experiment(s) e7. Valid: e2, e5" in capsys.readouterr().err
+
+
+def test_a_failing_notebook_makes_the_command_fail_and_force_reruns(two_notebooks, tmp_path, capsys):
+    out = tmp_path/"out"
+    with pytest.raises(SystemExit) as e: main(["reproduce", "--scale", "smoke", "--only", "e2, e5", "--out", str(out), "--jobs", "1"])
+    assert "failed: e5_architectures" in str(e.value.code)  # a non-zero exit naming the notebook
+    state = json.loads((out/"reproduce.json").read_text())["notebooks"]
+    assert state["e2_dataset_size"]["status"] == "done" and state["e5_architectures"]["status"] == "failed"
+    first = (out/"e2_dataset_size.ipynb").stat().st_mtime_ns
+    with pytest.raises(SystemExit): main(["reproduce", "--scale", "smoke", "--only", "e2,e5", "--out", str(out)])
+    assert (out/"e2_dataset_size.ipynb").stat().st_mtime_ns == first  # finished: skipped
+    with pytest.raises(SystemExit): main(["reproduce", "--scale", "smoke", "--only", "e2,e5", "--out", str(out), "--force"])
+    assert (out/"e2_dataset_size.ipynb").stat().st_mtime_ns != first  # --force runs it again
+
+
+def test_a_second_reproduce_on_the_same_out_is_refused(tmp_path, capsys):
+    from simsiam_collapse.train import directory_lock
+    with directory_lock(tmp_path/"out", what="reproduce"):
+        with pytest.raises(SystemExit) as e: main(["reproduce", "--scale", "smoke", "--out", str(tmp_path/"out")])
+    assert e.value.code == 2 and "in use by another reproduce process" in capsys.readouterr().err

@@ -1,0 +1,77 @@
+"The run store: experiments share runs, unfinished runs resume, hybrids start from their twin, evaluations are cached honestly."
+import json
+
+import pytest
+
+from simsiam_collapse import experiments, train as train_module
+from simsiam_collapse.experiments import SCALES, Experiment, RunStore, evaluate_run
+from simsiam_collapse.train import TrainConfig, last_checkpoint, read_metrics, run_status
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    "Count the training runs and optimiser steps `train` performs in this process."
+    calls = dict(runs=0, steps=0)
+    real = train_module.train
+    def counting_train(cfg, run_dir, resume=False, progress=True, on_step=None, wait=False):
+        calls["runs"] += 1
+        def step(epoch, s, model):
+            calls["steps"] += 1
+            if on_step: on_step(epoch, s, model)
+        return real(cfg, run_dir, resume=resume, progress=progress, on_step=step, wait=wait)
+    monkeypatch.setattr(experiments, "train", counting_train)
+    return calls
+
+
+def test_a_second_experiment_reuses_the_first_ones_runs(tmp_path, counted):
+    plan = [dict(backbone="resnet18", ordering="subset", fraction=f, seed=0) for f in (0.1, 1.0)]
+    first = Experiment("e2", "smoke", out_dir=tmp_path, progress=False, jobs=1).run_many(plan)
+    assert counted["runs"] == 2
+    second = Experiment("e3", "smoke", out_dir=tmp_path, progress=False, jobs=1).run_many(plan)
+    assert counted["runs"] == 2  # nothing trained again
+    assert [r["run"] for r in first] == [r["run"] for r in second] and [r["accuracy"] for r in first] == [r["accuracy"] for r in second]
+
+
+def test_an_unfinished_run_is_resumed_not_restarted(tmp_path, counted):
+    exp = Experiment("e6", "smoke", out_dir=tmp_path, progress=False, jobs=1)
+    cfg = exp.config(backbone="resnet18", seed=0)
+    class Killed(Exception): pass
+    def kill(epoch, step, model):
+        if epoch == 1: raise Killed
+    with pytest.raises(Killed):
+        train_module.train(cfg, exp.store.path(cfg), progress=False, on_step=kill)
+    assert last_checkpoint(exp.store.path(cfg)) == 1 and run_status(exp.store.path(cfg)) == "running"
+    exp.run(backbone="resnet18", seed=0)
+    steps_per_epoch = 1437 // cfg.batch_size
+    assert counted["steps"] == steps_per_epoch  # only the second epoch was trained
+    assert [m["epoch"] for m in read_metrics(exp.store.path(cfg))] == [0, 1, 2]
+
+
+def test_a_hybrid_trains_its_single_pass_twin_first_and_starts_from_it(tmp_path, counted):
+    store = RunStore(tmp_path/"runs")
+    exp = Experiment("e6", "smoke", out_dir=tmp_path, progress=False, jobs=1)
+    hybrid = exp.config(backbone="resnet18", ordering="hybrid", switch_epoch=1, seed=0)
+    run = store.get(hybrid, progress=False)
+    twin = store.path(TrainConfig(**{**hybrid.to_dict(), "ordering": "single_pass", "switch_epoch": None}))
+    assert counted["runs"] == 2 and run_status(twin) == "done"
+    assert read_metrics(run)[:2] == read_metrics(twin)[:2]  # the hybrid's first epoch is the twin's, line for line
+    assert [m["phase"] for m in read_metrics(run)[1:]] == ["single_pass", "multiple_pass"]
+    assert read_metrics(run)[2]["loss"] != read_metrics(twin)[2]["loss"]  # then it goes its own way
+
+
+def test_the_evaluation_cache_follows_its_inputs(tmp_path, monkeypatch):
+    exp = Experiment("e6", "smoke", out_dir=tmp_path, progress=False, jobs=1)
+    run = exp.store.get(exp.config(backbone="resnet18", seed=0), progress=False)
+    probes = []
+    real = experiments.linear_probe_on_features
+    monkeypatch.setattr(experiments, "linear_probe_on_features", lambda *a, **k: probes.append(k.get("epochs")) or real(*a, **k))
+    scale = SCALES["smoke"]
+    first = evaluate_run(run, scale, "cpu")
+    assert evaluate_run(run, scale, "cpu") == first and len(probes) == 1  # cached
+    longer = type(scale)(**{**scale.__dict__, "probe_epochs": scale.probe_epochs + 1})
+    evaluate_run(run, longer, "cpu")
+    assert probes == [scale.probe_epochs, scale.probe_epochs + 1]  # another probe protocol: measured again
+    monkeypatch.setattr(experiments, "EVAL_VERSION", experiments.EVAL_VERSION + 1)
+    evaluate_run(run, longer, "cpu")
+    assert len(probes) == 3  # the measuring code changed: measured again
+    assert json.loads((run/"eval.json").read_text())["settings"]["version"] == experiments.EVAL_VERSION
