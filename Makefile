@@ -11,7 +11,7 @@ ifneq ($(wildcard ../shared/data),)
 export SIMSIAM_COLLAPSE_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: setup test test-slow reproduce export clean
+.PHONY: setup lint test test-slow reproduce export clean
 
 setup: $(BIN)/.installed
 
@@ -28,7 +28,12 @@ export: setup
 	else diff -r -u -x __pycache__ $$snap/simsiam_collapse simsiam_collapse | head -40; rm -rf $$snap; \
 	echo "simsiam_collapse/ was out of sync with nbs/: edit the notebooks, run nbdev_export, commit both."; exit 1; fi
 
-test: setup export
+# Style: ruff on the package, notebooks, tests and benchmarks (lines over 120 are not yet enforced: E501), and codespell.
+lint: setup
+	$(BIN)/ruff check --extend-ignore E501 .
+	$(BIN)/codespell
+
+test: setup export lint
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/python -m pytest -m "not slow" tests
 

@@ -17,7 +17,7 @@ import tempfile
 import numpy as np
 import torch
 
-from simsiam_collapse.claims import Estimate, beyond_noise
+from simsiam_collapse.claims import Estimate
 from simsiam_collapse.experiments import Experiment, RunStore, evaluate_run, run_all
 from simsiam_collapse.train import read_metrics, resolve_precision
 
@@ -48,7 +48,6 @@ def main():
     print("\n| measure | fp32 | bf16 | bf16 - fp32 | seed noise (sum of stds) | beyond noise |\n|---|---|---|---|---|---|")
     for key, unit in (("accuracy", " %"), ("auc", ""), ("knn", " %")):
         f, b = (Estimate.of([res[(prec, s)][key] for s in range(args.seeds)]) for prec in ("fp32", "bf16"))
-        c = beyond_noise("", b, f, unit="")
         print(f"| {key} | {f.mean:.3f} ± {f.std:.3f} | {b.mean:.3f} ± {b.std:.3f} | {b.mean - f.mean:+.3f} | {f.std + b.std:.3f} | "
               f"{'yes' if abs(b.mean - f.mean) > f.std + b.std else 'no'} |")
     t32, t16 = (np.mean([minutes[(prec, s)] for s in range(args.seeds)]) for prec in ("fp32", "bf16"))

@@ -40,6 +40,7 @@ def features(n, d, start, stop):
 
 def worker(kind, n, d, out):
     import torch
+
     from simsiam_collapse.collapse import SpectrumAccumulator
     features(BATCH, d, 0, 1)  # the mixing matrix and allocator warm-up, before the baseline
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

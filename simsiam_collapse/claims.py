@@ -5,7 +5,6 @@
 # %% ../nbs/09_claims.ipynb #ff57b3e9
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np

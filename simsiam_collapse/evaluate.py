@@ -5,7 +5,6 @@
 # %% ../nbs/05_evaluate.ipynb #3151940e
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .collapse import SpectrumAccumulator
 from .augment import BatchAugment, ViewRecipe, eval_transform
+from .collapse import SpectrumAccumulator
 from .optim import LARS, learning_rate
 
 # %% auto #0

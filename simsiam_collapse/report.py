@@ -44,6 +44,7 @@ SMOKE_NOTE = ("**Smoke scale: this report checks the plumbing** (every notebook 
 def markdown_to_html(md, title) -> str:
     "A standalone HTML page of Markdown `md` (tables, lists, quotes, images, code), rendered by mistune."
     import html
+
     import mistune
     body = mistune.create_markdown(escape=False, plugins=["table", "strikethrough"])(md)
     style = ("body{font-family:sans-serif;max-width:1100px;margin:auto;line-height:1.4}table{border-collapse:collapse}"
@@ -103,6 +104,7 @@ CURVES = (("loss", "training loss"), ("z_std", "std of normalised projections"),
 def plot_runs(run_dirs, labels=None, out=None):
     "Loss, projection std, AUC, RankMe and kNN against epochs for each run of `run_dirs`; saved as `out`.png/.pdf when given."
     import matplotlib.pyplot as plt
+
     from simsiam_collapse.collapse import save_figure
     from simsiam_collapse.train import read_metrics
     run_dirs = [Path(r) for r in run_dirs]

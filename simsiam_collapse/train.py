@@ -9,7 +9,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import platform
 import time
@@ -22,13 +21,13 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .collapse import collapse_measures, std_of_l2_normalized
 from .augment import TwoViewAugment
+from .collapse import collapse_measures, std_of_l2_normalized
 from .datasets import DATASET_NAMES, load_dataset
 from .evaluate import KNN_TEMPERATURE, default_device, extract_features, knn_accuracy, knn_k
-from .optim import LARS, learning_rate
 from .methods import METHODS, build_method, momentum_schedule
 from .models import PRESETS, STEMS, build_backbone
+from .optim import LARS, learning_rate
 from .orderings import STRATEGIES, Ordering, check_ordering
 
 # %% auto #0
@@ -314,6 +313,7 @@ def _git_commit():
 def environment(device="cpu", world_size=1, precision=None) -> dict:
     "Versions (and the source commit), machine, device and precision, recorded next to every output."
     import torchvision
+
     import simsiam_collapse
     device = torch.device(device)
     return dict(simsiam_collapse=simsiam_collapse.__version__, commit=_git_commit(),

@@ -3,10 +3,10 @@ import json
 
 import nbformat
 import pytest
+from test_experiments import NOTEBOOKS
 
 from simsiam_collapse import cli
 from simsiam_collapse.cli import experiment_notebooks, main
-from test_experiments import NOTEBOOKS
 
 
 @pytest.fixture

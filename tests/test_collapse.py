@@ -3,8 +3,17 @@ import numpy as np
 import pytest
 import torch
 
-from simsiam_collapse.collapse import (OFFICIAL_AUC, OFFICIAL_AUC_SQUARED, SpectrumAccumulator, collapse_auc, collapse_measures,
-                                       cumulative_explained_variance, official_spectra, rankme, singular_values)
+from simsiam_collapse.collapse import (
+    OFFICIAL_AUC,
+    OFFICIAL_AUC_SQUARED,
+    SpectrumAccumulator,
+    collapse_auc,
+    collapse_measures,
+    cumulative_explained_variance,
+    official_spectra,
+    rankme,
+    singular_values,
+)
 
 
 def test_official_spectra_give_the_papers_auc():

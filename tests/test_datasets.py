@@ -180,6 +180,7 @@ def test_bad_recipe_name():
 def test_streamed_crops_cover_the_whole_of_non_square_images(tmp_path, tmp_cache):
     "Wide images (24 x 96) whose columns encode their x position: training crops reach both ends, as RandomResizedCrop does."
     from PIL import Image
+
     from simsiam_collapse.augment import eval_transform
     ramp = np.tile(np.linspace(0, 255, 96).round().astype(np.uint8), (24, 1))
     for c in ("a", "b"):

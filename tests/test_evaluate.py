@@ -5,8 +5,13 @@ import torch
 
 from simsiam_collapse.collapse import SpectrumAccumulator, singular_values
 from simsiam_collapse.datasets import load_dataset
-from simsiam_collapse.evaluate import (extract_features, fit_accuracy_predictor, knn_accuracy, knn_predict,
-                                       linear_probe_on_features)
+from simsiam_collapse.evaluate import (
+    extract_features,
+    fit_accuracy_predictor,
+    knn_accuracy,
+    knn_predict,
+    linear_probe_on_features,
+)
 from simsiam_collapse.models import build_backbone
 
 

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from simsiam_collapse import experiments, train as train_module
+from simsiam_collapse import experiments
+from simsiam_collapse import train as train_module
 from simsiam_collapse.experiments import SCALES, Experiment, RunStore, evaluate_run
 from simsiam_collapse.train import TrainConfig, last_checkpoint, read_metrics, run_status
 

@@ -10,7 +10,15 @@ import pytest
 import torch
 
 from simsiam_collapse.orderings import Ordering
-from simsiam_collapse.train import TrainConfig, TrainingDiverged, build_model, checkpoint_path, last_checkpoint, read_metrics, train
+from simsiam_collapse.train import (
+    TrainConfig,
+    TrainingDiverged,
+    build_model,
+    checkpoint_path,
+    last_checkpoint,
+    read_metrics,
+    train,
+)
 
 TINY = dict(dataset="digits", width=8, proj_hidden_dim=64, proj_dim=64, pred_hidden_dim=16, batch_size=128, probe_size=300,
             eval_every=0)
@@ -156,7 +164,12 @@ def _ddp_worker(rank, world, port, cfg, run_dir):
 
 def _two_ranks_in_one_process(cfg):
     "What two ranks compute, in one process: each half of every global batch forwarded alone (batch norm per rank), the two losses averaged."
-    from simsiam_collapse.train import TrainContext, TrainingData, _views, build_model, build_optimizer, set_learning_rate
+    from simsiam_collapse.train import (
+        TrainingData,
+        build_model,
+        build_optimizer,
+        set_learning_rate,
+    )
     torch.set_num_threads(1)
     cfg = cfg.resolved()
     data = TrainingData.load(cfg)
@@ -196,7 +209,9 @@ def test_two_processes_average_gradients_and_train_on_their_own_halves(tmp_path)
 def test_training_on_a_streamed_image_folder(tmp_path, monkeypatch):
     "ImageNet-size folders are streamed (DataLoader workers) behind the same interface; training takes them too."
     from PIL import Image
-    from simsiam_collapse import datasets, train as train_module
+
+    from simsiam_collapse import datasets
+    from simsiam_collapse import train as train_module
     rng = np.random.default_rng(0)
     for split, n in (("train", 24), ("val", 8)):
         for c in ("a", "b"):
@@ -217,7 +232,9 @@ def test_training_on_a_streamed_image_folder(tmp_path, monkeypatch):
 
 def test_a_second_process_on_the_same_run_directory_is_refused(tmp_path):
     "Two real processes: the second fails at once naming the holder's PID; the first's log has no duplicate line."
-    import subprocess, sys, time
+    import subprocess
+    import sys
+    import time
     script = ("import sys; from simsiam_collapse.train import TrainConfig, train; "
               f"train(TrainConfig(epochs=12, **{TINY!r}), sys.argv[1], resume=True, progress=False)")
     first = subprocess.Popen([sys.executable, "-c", script, str(tmp_path/"run")])
@@ -248,7 +265,7 @@ def test_a_kill_between_checkpoint_and_log_line_loses_no_line(tmp_path):
     with pytest.raises(Killed): train(cfg, tmp_path/"run", progress=False, on_step=kill_after_epoch_2)
     log = tmp_path/"run"/"metrics.jsonl"
     lines = log.read_text().splitlines()
-    assert [json.loads(l)["epoch"] for l in lines] == [0, 1, 2]
+    assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2]
     log.write_text("\n".join(lines[:2]) + "\n" + lines[1] + "\n" + lines[2][:17])  # line 2 lost, line 1 repeated, a half line
     with pytest.warns(UserWarning, match="line 4 is not valid JSON"):
         assert [m["epoch"] for m in read_metrics(tmp_path/"run")] == [0, 1, 1]
