@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .datasets import DATASET_NAMES, ImageReadError, load_dataset
-from .experiments import SCALES, RunStore
+from .experiments import PROGRESS_FILE, SCALES, RunStore
 from .report import experiment_title, notebook_to_html, plot_runs, write_report
 from .train import (RunLocked, TrainConfig, TrainingDiverged, directory_lock, environment, read_metrics, train,
                                     write_json)
@@ -61,6 +62,43 @@ def _render(executed) -> str:
         print(f"could not render {executed.name} as HTML ({type(e).__name__}: {e}); the report links the notebook")
         return executed.name
 
+class _RunsBar:
+    "A bar over the training runs of the notebook being executed, fed by the progress file its kernel's `run_all` writes."
+    def __init__(self, progress_file: Path, label: str, every=2.0):
+        self.file, self.label, self.every = progress_file, label, every
+        self.stop, self.bar, self.seen = threading.Event(), None, None
+
+    def poll(self):
+        p = _read_json(self.file) if self.file.exists() else None
+        if not p or p.get("started", 0) < self.since: return  # nothing yet from this notebook
+        if p["started"] != self.seen:  # a new batch of runs (a notebook may train several)
+            self.seen = p["started"]
+            if self.bar is None: self.bar = tqdm(total=p["total"], desc=f"{self.label} runs", unit="run", leave=False)
+            else: self.bar.reset(total=p["total"])
+        if p["done"] != self.bar.n: self.bar.update(p["done"] - self.bar.n)  # on change only: a log file gets a line per run
+
+    def watch(self):
+        while not self.stop.wait(self.every):
+            try: self.poll()
+            except (OSError, ValueError, KeyError): pass  # a file being replaced, read next time
+
+    def __enter__(self):
+        self.since = time.time()
+        self.thread = threading.Thread(target=self.watch, daemon=True); self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set(); self.thread.join()
+        if self.bar is not None: self.bar.close()
+
+def _kernel_manager():
+    "Kernels over local IPC sockets where the platform has them: nothing listens on the network (and ipykernel does not warn)."
+    from jupyter_client.manager import AsyncKernelManager
+    if os.name != "posix": return AsyncKernelManager
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs): super().__init__(transport="ipc", **kwargs)
+    return IPCKernelManager
+
 def reproduce(scale="mini", only=None, data_root=None, out="reproduction", device="auto", notebooks=None, force=False,
               jobs=None, wait=False) -> list[dict]:
     """Run the experiment notebooks with papermill in dependency order; write executed notebooks, figures, tables and REPORT.md
@@ -90,7 +128,9 @@ def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs):
         t0, target = time.time(), out/nb.name
         params = dict(scale=scale, data_root=data_root, device=device, out_dir=str(out.resolve()), jobs=jobs)
         try:
-            pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(out), progress_bar=False)
+            with _RunsBar(out/"runs"/PROGRESS_FILE, nb.stem):
+                pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(out), progress_bar=False,
+                                    kernel_manager_class=_kernel_manager())
             status, error = "done", ""
         except Exception as e:
             status, error = "failed", "".join(traceback.format_exception_only(e))

@@ -29,10 +29,10 @@ from .train import (TrainConfig, write_json, build_model, checkpoint_path, envir
                                     run_status, train)
 
 # %% auto #0
-__all__ = ['PAPER_E1', 'PAPER_TABLE2', 'PAPER_E9', 'PAPER_AUC_BY_FRACTION', 'SCALES', 'PAPER_SETTINGS', 'EVAL_VERSION', 'Scale',
-           'settings_table', 'scale_table', 'canonical', 'RunStore', 'load_backbone', 'cached_evaluation',
-           'evaluate_run', 'default_jobs', 'train_and_evaluate', 'run_all', 'Experiment', 'check_parameters',
-           'aggregate', 'spearman', 'fraction_axis', 'pm']
+__all__ = ['PAPER_E1', 'PAPER_TABLE2', 'PAPER_E9', 'PAPER_AUC_BY_FRACTION', 'SCALES', 'PAPER_SETTINGS', 'EVAL_VERSION',
+           'PROGRESS_FILE', 'Scale', 'settings_table', 'scale_table', 'canonical', 'RunStore', 'load_backbone',
+           'cached_evaluation', 'evaluate_run', 'default_jobs', 'train_and_evaluate', 'run_all', 'Experiment',
+           'check_parameters', 'aggregate', 'spearman', 'fraction_axis', 'pm']
 
 # %% ../nbs/10_experiments.ipynb #114fb9c1
 PAPER_E1 = {"simsiam": {"resnet18": 30.0, "resnet34": 16.8, "resnet50": 68.1}}
@@ -231,7 +231,13 @@ def train_and_evaluate(store_root, cfg: TrainConfig, scale: Scale, device="auto"
         evaluate_run(run_dir, scale, device, data_root)
     return str(run_dir)
 
-def _say_progress(done, total, t0, what):
+PROGRESS_FILE = "progress.json"  # in the run store: what `run_all` is doing, for a process watching from outside (reproduce's bar)
+
+def _say_progress(store, done, total, t0, what=None):
+    "A line in the notebook per finished run, and the store's progress file for `reproduce`'s bar over all runs."
+    store.root.mkdir(parents=True, exist_ok=True)
+    write_json(store.root/PROGRESS_FILE, dict(pid=os.getpid(), started=t0, done=done, total=total))
+    if what is None: return
     elapsed = time.time() - t0
     left = f"; about {elapsed / done * (total - done) / 60:.1f} min left" if done < total else ""
     print(f"[{done}/{total}] {what} ({elapsed / 60:.1f} min{left})", flush=True)
@@ -244,10 +250,11 @@ def run_all(store: RunStore, cfgs: list, scale: Scale, device="auto", data_root=
     jobs = min(jobs or default_jobs(device), max(1, len(pending)))
     waves = [[c for c in pending if c.ordering != "hybrid"], [c for c in pending if c.ordering == "hybrid"]]
     done, t0 = 0, time.time()
+    if pending: _say_progress(store, 0, len(pending), t0)
     if jobs == 1:
         for c in waves[0] + waves[1]:
             train_and_evaluate(store.root, c, scale, device, data_root, progress)
-            done += 1; _say_progress(done, len(pending), t0, store.path(c).name)
+            done += 1; _say_progress(store, done, len(pending), t0, store.path(c).name)
     else:
         import multiprocessing
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -255,7 +262,7 @@ def run_all(store: RunStore, cfgs: list, scale: Scale, device="auto", data_root=
                 futures = {pool.submit(train_and_evaluate, store.root, c, scale, device, data_root): c for c in wave}
                 for f in as_completed(futures):
                     f.result()  # a failed run raises here, with its own message
-                    done += 1; _say_progress(done, len(pending), t0, store.path(futures[f]).name)
+                    done += 1; _say_progress(store, done, len(pending), t0, store.path(futures[f]).name)
     return [store.path(c) for c in cfgs]
 
 # %% ../nbs/10_experiments.ipynb #92d644e4
