@@ -45,3 +45,10 @@ def test_a_second_reproduce_on_the_same_out_is_refused(tmp_path, capsys):
     with directory_lock(tmp_path/"out", what="reproduce"):
         with pytest.raises(SystemExit) as e: main(["reproduce", "--scale", "smoke", "--out", str(tmp_path/"out")])
     assert e.value.code == 2 and "in use by another reproduce process" in capsys.readouterr().err
+
+
+def test_data_command_describes_both_splits(capsys):
+    "`simsiam-collapse data NAME` loads both splits and prints what they hold: 1,797 digits split 80/20."
+    assert main(["data", "digits"]) in (None, 0)
+    lines = capsys.readouterr().out.splitlines()
+    assert [("split='train'" in lines[0], "n=1437" in lines[0]), ("split='test'" in lines[1], "n=360" in lines[1])] == [(True, True)] * 2
