@@ -33,8 +33,10 @@ lint: setup
 	$(BIN)/ruff check --extend-ignore E501 .
 	$(BIN)/codespell
 
+# nbdev_proc_nbs: the notebooks go through nbdev's documentation processor (what nbdev_docs runs before Quarto).
 test: setup export lint
 	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/nbdev_proc_nbs
 	$(BIN)/python -m pytest -m "not slow" tests
 
 # The slow checks (papermill experiments at smoke scale, long training runs); not part of CI.
