@@ -33,7 +33,7 @@ setuptools.setup(
     include_package_data=True,
     package_data={cfg["lib_name"]: ["reference/*.csv", "reference/*.md"]},
     install_requires=shlex.split(cfg.get("requirements", "")),
-    extras_require={"dev": shlex.split(cfg.get("dev_requirements", ""))},
+    extras_require={"dev": shlex.split(cfg.get("dev_requirements", "")), "tensorboard": ["tensorboard>=2.10"]},
     python_requires=">=" + cfg["min_python"],
     zip_safe=False,
     entry_points={

@@ -521,6 +521,8 @@ d = { 'settings': { 'branch': 'main',
                                         'simsiam_collapse.train.run_status': ('train.html#run_status', 'simsiam_collapse/train.py'),
                                         'simsiam_collapse.train.set_learning_rate': ( 'train.html#set_learning_rate',
                                                                                       'simsiam_collapse/train.py'),
+                                        'simsiam_collapse.train.tensorboard_writer': ( 'train.html#tensorboard_writer',
+                                                                                       'simsiam_collapse/train.py'),
                                         'simsiam_collapse.train.train': ('train.html#train', 'simsiam_collapse/train.py'),
                                         'simsiam_collapse.train.train_epoch': ('train.html#train_epoch', 'simsiam_collapse/train.py'),
                                         'simsiam_collapse.train.write_json': ('train.html#write_json', 'simsiam_collapse/train.py')}}}

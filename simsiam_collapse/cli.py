@@ -20,8 +20,8 @@ from tqdm import tqdm
 from .datasets import DATASET_NAMES, ImageReadError, load_dataset
 from .experiments import PROGRESS_FILE, SCALES, RunStore
 from .report import experiment_title, notebook_to_html, plot_runs, write_report
-from .train import (RunLocked, TrainConfig, TrainingDiverged, directory_lock, environment, read_metrics, train,
-                                    write_json)
+from .train import (RunLocked, TrainConfig, TrainingDiverged, directory_lock, environment, read_metrics,
+                                    tensorboard_writer, train, write_json)
 
 # %% auto #0
 __all__ = ['DEPENDS', 'CONFIG_GROUPS', 'USER_ERRORS', 'experiments_dir', 'experiment_notebooks', 'reproduce', 'build_parser',
@@ -183,7 +183,10 @@ def _summary(run_dir) -> str:
 def _train_command(args):
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}).validate()
     run_dir = Path(args.run_dir) if args.run_dir else RunStore("runs").path(cfg)  # the store's naming
-    train(cfg, run_dir, resume=args.resume, wait=args.wait)
+    try: writer = tensorboard_writer(run_dir) if args.tensorboard else None
+    except ImportError as e: raise ValueError(str(e)) from None  # an optional package to install: one line, exit status 2
+    train(cfg, run_dir, resume=args.resume, wait=args.wait, writer=writer, log_every=args.log_every)
+    if writer is not None: writer.close()
     print(_summary(run_dir))
 
 def _plot_command(args):
@@ -222,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     trn.add_argument("--run-dir", default=None, help="default: runs/<method>-<backbone>-w<width>-<ordering>-s<seed>-<config hash>")
     trn.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     trn.add_argument("--wait", action="store_true", help="if another process trains in --run-dir, wait for it instead of failing")
+    trn.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard under <run-dir>/tensorboard (needs the tensorboard package)")
+    trn.add_argument("--log-every", type=int, default=50, metavar="STEPS", help="with --tensorboard: log the loss every this many steps")
     _add_config_arguments(trn)
     plt = sub.add_parser("plot", help="draw the training curves of runs side by side (loss, projection std, AUC, RankMe, kNN)", formatter_class=fmt)
     plt.add_argument("run_dirs", nargs="+", help="run directories written by `train` or `reproduce` (under <out>/runs)")

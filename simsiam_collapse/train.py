@@ -35,7 +35,8 @@ __all__ = ['PRECISIONS', 'OPTIMIZERS', 'LR_SCHEDULES', 'METHOD_DEFAULTS', 'KEY_V
            'build_optimizer', 'cpu_has_native_bf16', 'resolve_precision', 'set_learning_rate', 'TrainingDiverged',
            'RunLocked', 'write_json', 'directory_lock', 'checkpoint_path', 'checkpoint_epochs', 'last_checkpoint',
            'load_latest_checkpoint', 'prune_checkpoints', 'read_metrics', 'run_status', 'environment', 'probe_sets',
-           'monitor', 'TrainContext', 'TrainingData', 'channels_last_is_safe', 'train_epoch', 'train']
+           'monitor', 'TrainContext', 'TrainingData', 'channels_last_is_safe', 'train_epoch', 'train',
+           'tensorboard_writer']
 
 # %% ../nbs/08_train.ipynb #4458a1c6
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -466,8 +467,11 @@ def _views(augment, images, gen, cfg, ctx, sizes=None):
         views.append(x.contiguous(memory_format=torch.channels_last) if ctx.channels_last else x)
     return views
 
-def train_epoch(net, model, optimizer, data, cfg, epoch, ctx, resident=None, progress=False, on_step=None) -> dict:
-    "One epoch: set the learning rate, augment each of the ordering's batches, step, move the EMA target. Returns the epoch's log line."
+def train_epoch(net, model, optimizer, data, cfg, epoch, ctx, resident=None, progress=False, on_step=None, writer=None,
+                log_every=50) -> dict:
+    """One epoch: set the learning rate, augment each of the ordering's batches, step, move the EMA target. Returns the epoch's
+    log line. With a `writer` (TensorBoard's `SummaryWriter`, or anything with its `add_scalar`), the loss and learning rate of
+    every `log_every`-th step go to it as well."""
     model.train()
     steps = data.order.steps_per_epoch
     lr = set_learning_rate(cfg, optimizer, epoch)
@@ -488,6 +492,9 @@ def train_epoch(net, model, optimizer, data, cfg, epoch, ctx, resident=None, pro
         totals["loss"] += out.loss.item(); totals["z_std"] += std_of_l2_normalized(out.z1.float())
         bar.set_postfix(loss=f"{totals['loss'] / (step + 1):.4f}", pairs_per_s=f"{(step + 1) * cfg.batch_size / (time.time() - t0):.0f}")
         if on_step is not None: on_step(epoch, step, model)
+        if writer is not None and (epoch * steps + step + 1) % log_every == 0:
+            writer.add_scalar("step/loss", out.loss.item(), epoch * steps + step + 1)
+            writer.add_scalar("step/lr", lr, epoch * steps + step + 1)
     seconds = time.time() - t0
     row = dict(epoch=epoch + 1, step=(epoch + 1) * steps, loss=totals["loss"] / steps, z_std=totals["z_std"] / steps,
                lr=lr, predictor_lr=optimizer.param_groups[-1]["lr"], seconds=seconds, pairs_per_s=steps * cfg.batch_size / seconds,
@@ -497,7 +504,7 @@ def train_epoch(net, model, optimizer, data, cfg, epoch, ctx, resident=None, pro
         row["loss"], row["z_std"] = t.tolist()
     return row
 
-def _end_epoch(run_dir, cfg, model, optimizer, data, row, history, ctx):
+def _end_epoch(run_dir, cfg, model, optimizer, data, row, history, ctx, writer=None):
     "Measure when due, publish the checkpoint (which carries the log), append the log line, apply retention, update the status."
     epoch = row["epoch"]
     if (cfg.eval_every and epoch % cfg.eval_every == 0) or epoch == cfg.epochs:
@@ -506,13 +513,18 @@ def _end_epoch(run_dir, cfg, model, optimizer, data, row, history, ctx):
     _atomic_save(dict(epoch=epoch, model=model.state_dict(), optimizer=optimizer.state_dict(), config=cfg.to_dict(), metrics=history),
                  checkpoint_path(run_dir, epoch))
     _append_metrics(run_dir, row)
+    if writer is not None:  # a copy of the log line; metrics.jsonl stays the record
+        for k, v in row.items():
+            if isinstance(v, (int, float)) and k not in ("epoch", "step"): writer.add_scalar(f"epoch/{k}", v, row["step"])
+        writer.flush()
     prune_checkpoints(run_dir, cfg.checkpoint_every)
     write_json(run_dir/"status.json", dict(state="done" if epoch == cfg.epochs else "running", epochs_done=epoch, epochs=cfg.epochs))
 
-def train(config: TrainConfig, run_dir, resume=False, progress=True, on_step=None, wait=False) -> Path:
+def train(config: TrainConfig, run_dir, resume=False, progress=True, on_step=None, wait=False, writer=None, log_every=50) -> Path:
     """Train `config` into `run_dir`; with `resume`, continue from its last checkpoint (a finished run: nothing to do).
     Another process on `run_dir` makes this fail at once, or with `wait` queue behind it. Returns the run directory.
-    `on_step(epoch, step, model)` is called after every optimiser step (for tests and custom monitoring)."""
+    `on_step(epoch, step, model)` is called after every optimiser step (for tests and custom monitoring); `writer` (e.g.
+    `tensorboard_writer(run_dir)`) receives every epoch's log line and the loss of every `log_every`-th step."""
     cfg, run_dir = config.resolved(), Path(run_dir)
     if _already_finished(run_dir, cfg, resume): return run_dir
     ctx = TrainContext.create(cfg)
@@ -532,10 +544,20 @@ def train(config: TrainConfig, run_dir, resume=False, progress=True, on_step=Non
             net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
         resident = _resident_images(data.train, ctx.device)
         for epoch in range(start, cfg.epochs):
-            try: row = train_epoch(net, model, optimizer, data, cfg, epoch, ctx, resident, progress and ctx.main, on_step)
+            try: row = train_epoch(net, model, optimizer, data, cfg, epoch, ctx, resident, progress and ctx.main, on_step,
+                                   writer if ctx.main else None, log_every)
             except TrainingDiverged as e:
                 raise TrainingDiverged(f"{e} The last good checkpoint is {checkpoint_path(run_dir, epoch) if epoch else 'none'}; "
                                        f"lower base_lr (now {cfg.base_lr}) or use precision='fp32'.") from None
-            if ctx.main: _end_epoch(run_dir, cfg, model, optimizer, data, row, history, ctx)
+            if ctx.main: _end_epoch(run_dir, cfg, model, optimizer, data, row, history, ctx, writer)
             if ctx.world > 1: dist.barrier()
     return run_dir
+
+
+def tensorboard_writer(run_dir):
+    "A TensorBoard `SummaryWriter` logging into `run_dir/tensorboard` (`pip install tensorboard` for it)."
+    try: from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:
+        raise ImportError(f"TensorBoard logging needs the tensorboard package ({e}): pip install tensorboard, "
+                          "or install this package with its [tensorboard] extra.") from None
+    return SummaryWriter(str(Path(run_dir)/"tensorboard"))
