@@ -5,6 +5,7 @@ from pathlib import Path
 import nbformat
 import papermill as pm
 import pytest
+from browser import images_loaded
 
 from simsiam_collapse.cli import experiment_notebooks, reproduce
 
@@ -78,14 +79,21 @@ def test_a_wrong_parameter_fails_fast_and_a_string_list_is_read(tmp_path):
     assert all("-s5-" in p.name for p in (tmp_path/"runs").iterdir())
 
 
-def test_reproduce_reports_a_failure_and_finishes_the_rest(tmp_path):
-    nbs = tmp_path/"nbs"; nbs.mkdir()
+@pytest.fixture(scope="module")
+def partly_broken(tmp_path_factory):
+    "A smoke reproduction of E2, E3 and a deliberately broken E5: (notebook folder, output folder, results)."
+    tmp = tmp_path_factory.mktemp("partly_broken")
+    nbs = tmp/"nbs"; nbs.mkdir()
     for e in ("e2", "e3"): (nbs/NOTEBOOKS[e].name).write_bytes(NOTEBOOKS[e].read_bytes())
     broken = nbformat.read(NOTEBOOKS["e5"], as_version=4)
     broken.cells.insert(3, nbformat.v4.new_code_cell("raise RuntimeError('deliberately broken for the test')"))
     nbformat.write(broken, nbs/NOTEBOOKS["e5"].name)
-    out = tmp_path/"out"
-    results = reproduce("smoke", out=out, notebooks=nbs)
+    out = tmp/"out"
+    return nbs, out, reproduce("smoke", out=out, notebooks=nbs)
+
+
+def test_reproduce_reports_a_failure_and_finishes_the_rest(partly_broken):
+    nbs, out, results = partly_broken
     status = {r["experiment"].split("_")[0]: r["status"] for r in results}
     assert status == {"e2": "done", "e3": "done", "e5": "failed"}
     report = (out/"REPORT.md").read_text()
@@ -98,6 +106,14 @@ def test_reproduce_reports_a_failure_and_finishes_the_rest(tmp_path):
     assert stamps == {p: p.stat().st_mtime for p in (out/"runs").glob("*/status.json")}
     with pytest.raises(ValueError, match="scale 'smoke'"):
         reproduce("mini", out=out, notebooks=nbs)
+
+
+def test_the_report_opens_in_a_browser_with_every_figure(partly_broken):
+    "index.html as a reader's browser shows it (headless Chromium; skipped without it): every figure loads."
+    _, out, _ = partly_broken
+    loaded = images_loaded(out/"index.html")
+    assert any(src.startswith("e2/") for src in loaded) and any(src.startswith("e3/") for src in loaded), loaded
+    assert all(loaded.values()), f"images that did not load: {[src for src, ok in loaded.items() if not ok]}"
 
 
 @pytest.mark.slow
