@@ -21,9 +21,9 @@ from tqdm import tqdm
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'CACHE_ENV', 'DOWNLOAD_ENV', 'DATASET_NAMES', 'SPLITS', 'NORMALIZATION', 'IMAGE_EXTENSIONS',
-           'resolve_data_root', 'cache_dir', 'DataNotFoundError', 'ImageReadError', 'ImageDataset', 'scan_image_folder',
-           'resize_center_crop', 'read_image', 'decode_folder', 'squash', 'image_sizes', 'StreamingImageFolder',
-           'load_dataset']
+           'MAX_DECODE_THREADS', 'resolve_data_root', 'cache_dir', 'DataNotFoundError', 'ImageReadError',
+           'ImageDataset', 'decode_threads', 'scan_image_folder', 'resize_center_crop', 'read_image', 'decode_folder',
+           'squash', 'image_sizes', 'StreamingImageFolder', 'load_dataset']
 
 # %% ../nbs/00_datasets.ipynb #cb8631d4
 DATA_ENV = "SIMSIAM_COLLAPSE_DATA"
@@ -182,6 +182,11 @@ def _load_fake(split, image_size=32, channels=3, num_classes=10, num_samples=Non
 
 # %% ../nbs/00_datasets.ipynb #9fa50d10
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
+MAX_DECODE_THREADS = 8  # decoding JPEGs gains little beyond this, and a shared machine has other work
+
+def decode_threads() -> int:
+    "Threads (or loader workers) that decode images: one per core, at most `MAX_DECODE_THREADS`."
+    return min(MAX_DECODE_THREADS, os.cpu_count() or 1)
 
 def scan_image_folder(folder):
     "Files and labels of an ImageFolder `folder/<class>/<image>`, classes sorted by name."
@@ -236,7 +241,7 @@ def decode_folder(folder, channels=3, image_size=None, cache=True, desc=None):
         except Exception as e: problem = f"{type(e).__name__}: {str(e)[:120]}"
         warnings.warn(f"The decode cache {path} is unreadable ({problem}): it is deleted and rebuilt from {folder}.")
         path.unlink(missing_ok=True)
-    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(decode_threads()) as pool:
         imgs = list(tqdm(pool.map(lambda f: read_image(f, channels, image_size), files), total=len(files),
                          desc=desc or f"decoding {folder}", leave=False))
     sizes = {tuple(i.shape) for i in imgs}
@@ -273,7 +278,7 @@ def image_sizes(files, cache=True) -> torch.Tensor:
         try:
             with Image.open(f) as im: return im.size[1], im.size[0]
         except Exception as e: raise ImageReadError(f"Cannot read image {f}: {e}") from e
-    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool: sizes = torch.tensor(list(pool.map(size_of, files)), dtype=torch.int64)
+    with ThreadPoolExecutor(decode_threads()) as pool: sizes = torch.tensor(list(pool.map(size_of, files)), dtype=torch.int64)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp"); torch.save(sizes, tmp); os.replace(tmp, path)
@@ -291,7 +296,7 @@ class StreamingImageFolder:
         self.labels = torch.tensor(labels, dtype=torch.long)
         self.name, self.split, self.source, self.channels, self.image_size = name, split, str(folder), channels, image_size
         self.mean, self.std = NORMALIZATION["imagenet"] if channels == 3 else ((0.5,), (0.25,))
-        self.num_workers = min(8, os.cpu_count() or 1) if num_workers is None else num_workers
+        self.num_workers = decode_threads() if num_workers is None else num_workers
         self._images = _FolderImages(self.files, channels, image_size)
         self._sizes = None
 

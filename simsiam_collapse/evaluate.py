@@ -61,7 +61,7 @@ def knn_k(bank_size) -> int:
     return int(max(5, min(KNN_K_AT_50K, round(bank_size * KNN_K_AT_50K / 50_000))))
 
 @torch.no_grad()
-def knn_predict(train_features, train_labels, test_features, k=200, temperature=0.1, weighted=True,
+def knn_predict(train_features, train_labels, test_features, k=KNN_K_AT_50K, temperature=KNN_TEMPERATURE, weighted=True,
                 num_classes=None, chunk_size=1024) -> torch.Tensor:
     "Predicted labels of `test_features` by a (weighted) k-nearest-neighbour vote over `train_features`, cosine similarity."
     if k < 1: raise ValueError(f"k must be at least 1, got {k}.")

@@ -31,12 +31,12 @@ from .optim import LARS, learning_rate
 from .orderings import STRATEGIES, Ordering, check_ordering
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'OPTIMIZERS', 'LR_SCHEDULES', 'METHOD_DEFAULTS', 'KEY_VERSION', 'TrainConfig', 'build_model',
-           'build_optimizer', 'cpu_has_native_bf16', 'resolve_precision', 'set_learning_rate', 'TrainingDiverged',
-           'RunLocked', 'write_json', 'directory_lock', 'checkpoint_path', 'checkpoint_epochs', 'last_checkpoint',
-           'load_latest_checkpoint', 'prune_checkpoints', 'read_metrics', 'run_status', 'environment', 'probe_sets',
-           'monitor', 'TrainContext', 'TrainingData', 'channels_last_is_safe', 'train_epoch', 'train',
-           'tensorboard_writer']
+__all__ = ['PRECISIONS', 'OPTIMIZERS', 'LR_SCHEDULES', 'METHOD_DEFAULTS', 'KEY_VERSION', 'PROBE_SEEDS', 'EPOCH_SEED_STRIDE',
+           'TrainConfig', 'build_model', 'build_optimizer', 'cpu_has_native_bf16', 'resolve_precision',
+           'set_learning_rate', 'TrainingDiverged', 'RunLocked', 'write_json', 'directory_lock', 'checkpoint_path',
+           'checkpoint_epochs', 'last_checkpoint', 'load_latest_checkpoint', 'prune_checkpoints', 'read_metrics',
+           'run_status', 'environment', 'probe_sets', 'monitor', 'TrainContext', 'TrainingData',
+           'channels_last_is_safe', 'train_epoch', 'train', 'tensorboard_writer']
 
 # %% ../nbs/08_train.ipynb #4458a1c6
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -324,10 +324,12 @@ def environment(device="cpu", world_size=1, precision=None) -> dict:
                 gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None, threads=torch.get_num_threads())
 
 # %% ../nbs/08_train.ipynb #0ad871d6
+PROBE_SEEDS = (12345, 54321)  # train, test: fixed, so every run on the same data is monitored on the same images
+
 def probe_sets(train, test, size):
     "Fixed indices of the monitoring probe: the same for every run on these data."
-    tr = np.sort(np.random.default_rng(12345).permutation(len(train))[:size])
-    te = np.sort(np.random.default_rng(54321).permutation(len(test))[:size])
+    tr = np.sort(np.random.default_rng(PROBE_SEEDS[0]).permutation(len(train))[:size])
+    te = np.sort(np.random.default_rng(PROBE_SEEDS[1]).permutation(len(test))[:size])
     return tr, te
 
 def monitor(backbone, train, test, probe, device, image_size=None) -> dict:
@@ -467,6 +469,8 @@ def _views(augment, images, gen, cfg, ctx, sizes=None):
         views.append(x.contiguous(memory_format=torch.channels_last) if ctx.channels_last else x)
     return views
 
+EPOCH_SEED_STRIDE = 100_003  # augmentation seed = seed x stride + epoch: a prime above any epoch count, so no two (seed, epoch) share one
+
 def train_epoch(net, model, optimizer, data, cfg, epoch, ctx, resident=None, progress=False, on_step=None, writer=None,
                 log_every=50) -> dict:
     """One epoch: set the learning rate, augment each of the ordering's batches, step, move the EMA target. Returns the epoch's
@@ -475,7 +479,7 @@ def train_epoch(net, model, optimizer, data, cfg, epoch, ctx, resident=None, pro
     model.train()
     steps = data.order.steps_per_epoch
     lr = set_learning_rate(cfg, optimizer, epoch)
-    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    gen = torch.Generator().manual_seed(cfg.seed * EPOCH_SEED_STRIDE + epoch)
     totals, t0 = dict(loss=0.0, z_std=0.0), time.time()
     bar = tqdm(data.image_batches(epoch, ctx, resident), total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
     for step, (images, sizes) in enumerate(bar):
