@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .datasets import DATASET_NAMES, ImageReadError, load_dataset
-from .experiments import PROGRESS_FILE, SCALES, RunStore
+from .experiments import SCALES, RunStore
 from .report import experiment_title, notebook_to_html, plot_runs, write_report
 from .train import (RunLocked, TrainConfig, TrainingDiverged, directory_lock, environment, read_metrics,
                                     tensorboard_writer, train, write_json)
@@ -128,7 +128,7 @@ def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs):
         t0, target = time.time(), out/nb.name
         params = dict(scale=scale, data_root=data_root, device=device, out_dir=str(out.resolve()), jobs=jobs)
         try:
-            with _RunsBar(out/"runs"/PROGRESS_FILE, nb.stem):
+            with _RunsBar(RunStore(out/"runs").progress_file, nb.stem):
                 pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(out), progress_bar=False,
                                     kernel_manager_class=_kernel_manager())
             status, error = "done", ""

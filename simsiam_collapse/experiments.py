@@ -30,9 +30,9 @@ from .train import (TrainConfig, write_json, build_model, checkpoint_path, envir
 
 # %% auto #0
 __all__ = ['PAPER_E1', 'PAPER_TABLE2', 'PAPER_SWITCH', 'PAPER_E9', 'PAPER_AUC_BY_FRACTION', 'SCALES', 'PAPER_SETTINGS',
-           'EVAL_VERSION', 'EVAL_SUBSET_SEED', 'PROGRESS_FILE', 'Scale', 'settings_table', 'scale_table', 'canonical',
-           'RunStore', 'load_backbone', 'cached_evaluation', 'evaluate_run', 'default_jobs', 'train_and_evaluate',
-           'run_all', 'Experiment', 'check_parameters', 'aggregate', 'spearman', 'fraction_axis', 'pm']
+           'EVAL_VERSION', 'EVAL_SUBSET_SEED', 'Scale', 'settings_table', 'scale_table', 'canonical', 'RunStore',
+           'load_backbone', 'cached_evaluation', 'evaluate_run', 'default_jobs', 'train_and_evaluate', 'run_all',
+           'Experiment', 'check_parameters', 'aggregate', 'spearman', 'fraction_axis', 'pm']
 
 # %% ../nbs/10_experiments.ipynb #114fb9c1
 PAPER_E1 = {"simsiam": {"resnet18": 30.0, "resnet34": 16.8, "resnet50": 68.1}}
@@ -134,6 +134,11 @@ class RunStore:
     "Training runs under `root`, one folder per configuration: trained once, resumed if unfinished, then reused."
     def __init__(self, root): self.root = Path(root)
 
+    @property
+    def progress_file(self) -> Path:
+        "What `run_all` is doing, for a process watching from outside (reproduce's bar): beside the store, which holds only runs."
+        return self.root.with_name(self.root.name + ".progress.json")
+
     def path(self, cfg: TrainConfig) -> Path:
         cfg = canonical(cfg)
         tag = {"subset": f"subset{cfg.fraction:g}", "hybrid": f"hybrid{cfg.switch_epoch}"}.get(cfg.ordering, cfg.ordering)
@@ -233,12 +238,10 @@ def train_and_evaluate(store_root, cfg: TrainConfig, scale: Scale, device="auto"
         evaluate_run(run_dir, scale, device, data_root)
     return str(run_dir)
 
-PROGRESS_FILE = "progress.json"  # in the run store: what `run_all` is doing, for a process watching from outside (reproduce's bar)
-
 def _say_progress(store, done, total, t0, what=None):
     "A line in the notebook per finished run, and the store's progress file for `reproduce`'s bar over all runs."
-    store.root.mkdir(parents=True, exist_ok=True)
-    write_json(store.root/PROGRESS_FILE, dict(pid=os.getpid(), started=t0, done=done, total=total))
+    store.progress_file.parent.mkdir(parents=True, exist_ok=True)
+    write_json(store.progress_file, dict(pid=os.getpid(), started=t0, done=done, total=total))
     if what is None: return
     elapsed = time.time() - t0
     left = f"; about {elapsed / done * (total - done) / 60:.1f} min left" if done < total else ""
