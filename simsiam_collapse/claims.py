@@ -45,7 +45,15 @@ class Estimate:
         if len(x) == 0: raise ValueError("An estimate needs at least one value.")
         return cls(float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else None, len(x))
 
-    def __str__(self): return f"{self.mean:.1f}" if self.std is None else f"{self.mean:.1f} ± {self.std:.1f}"
+    def format(self, decimals=None) -> str:
+        d = _decimals(self.mean) if decimals is None else decimals
+        return f"{self.mean:.{d}f}" if self.std is None else f"{self.mean:.{d}f} ± {self.std:.{d}f}"
+
+    def __str__(self): return self.format()
+
+def _decimals(*values) -> int:
+    "Digits that show a difference: 3 for quantities on a 0-1 scale (AUC, normalised AUC, R²), 1 for percentages and points."
+    return 3 if max(abs(v) for v in values) <= 1.5 else 1
 
 @dataclass(frozen=True)
 class Check:
@@ -60,11 +68,11 @@ class Check:
 
 def beyond_noise(what, a: Estimate, b: Estimate, unit=" points") -> Check:
     "Whether a - b exceeds the sum of the two seed standard deviations; undecided when either has one seed."
-    diff = a.mean - b.mean
-    if a.std is None or b.std is None:
-        return Check(what, None, f"{a} vs {b}: {diff:+.1f}{unit}, one seed, noise unknown")
+    diff, d = a.mean - b.mean, _decimals(a.mean, b.mean)
+    numbers = f"{a.format(d)} vs {b.format(d)}: {diff:+.{d}f}{unit}"
+    if a.std is None or b.std is None: return Check(what, None, f"{numbers}, one seed, noise unknown")
     noise = a.std + b.std
-    return Check(what, diff > noise, f"{a} vs {b}: {diff:+.1f}{unit}, noise {noise:.1f}")
+    return Check(what, diff > noise, f"{numbers}, noise {noise:.{d}f}")
 
 def not_beyond_noise(what, a: Estimate, b: Estimate, unit=" points") -> Check:
     "Whether a - b stays within the noise (a is *not* better than b): the check of 'does not help'."
