@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -91,12 +92,13 @@ class _RunsBar:
         self.stop.set(); self.thread.join()
         if self.bar is not None: self.bar.close()
 
-def _kernel_manager():
-    "Kernels over local IPC sockets where the platform has them: nothing listens on the network (and ipykernel does not warn)."
+def _kernel_manager(socket_dir):
+    """Kernels over local IPC sockets in `socket_dir` where the platform has them: nothing listens on the network (and
+    ipykernel does not warn); the sockets stay out of the notebook's working folder."""
     from jupyter_client.manager import AsyncKernelManager
     if os.name != "posix": return AsyncKernelManager
     class IPCKernelManager(AsyncKernelManager):
-        def __init__(self, **kwargs): super().__init__(transport="ipc", **kwargs)
+        def __init__(self, **kwargs): super().__init__(transport="ipc", ip=str(Path(socket_dir)/"kernel"), **kwargs)
     return IPCKernelManager
 
 def reproduce(scale="mini", only=None, data_root=None, out="reproduction", device="auto", notebooks=None, force=False,
@@ -113,6 +115,7 @@ def reproduce(scale="mini", only=None, data_root=None, out="reproduction", devic
         return _reproduce_locked(scale, nbs, data_root, out, device, force, jobs)
 
 def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs):
+    out = out.resolve()  # papermill runs each notebook from inside `out`
     write_json(out/"environment.json", dict(environment(), scale=scale, data_root=data_root, device=device, jobs=jobs))
     state_file = out/"reproduce.json"
     state = _read_json(state_file) or {}
@@ -126,11 +129,11 @@ def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs):
         if prev and prev["status"] == "done" and not force and (out/nb.name).exists():
             results.append(dict(prev, skipped=True)); continue
         t0, target = time.time(), out/nb.name
-        params = dict(scale=scale, data_root=data_root, device=device, out_dir=str(out.resolve()), jobs=jobs)
+        params = dict(scale=scale, data_root=data_root, device=device, out_dir=str(out), jobs=jobs)
         try:
-            with _RunsBar(RunStore(out/"runs").progress_file, nb.stem):
+            with _RunsBar(RunStore(out/"runs").progress_file, nb.stem), tempfile.TemporaryDirectory() as sockets:
                 pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(out), progress_bar=False,
-                                    kernel_manager_class=_kernel_manager())
+                                    kernel_manager_class=_kernel_manager(sockets))
             status, error = "done", ""
         except Exception as e:
             status, error = "failed", "".join(traceback.format_exception_only(e))

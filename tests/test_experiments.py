@@ -1,5 +1,6 @@
 "The experiment notebooks under papermill at smoke scale, and `reproduce` end to end."
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -88,8 +89,11 @@ def partly_broken(tmp_path_factory):
     broken = nbformat.read(NOTEBOOKS["e5"], as_version=4)
     broken.cells.insert(3, nbformat.v4.new_code_cell("raise RuntimeError('deliberately broken for the test')"))
     nbformat.write(broken, nbs/NOTEBOOKS["e5"].name)
-    out = tmp/"out"
-    return nbs, out, reproduce("smoke", out=out, notebooks=nbs)
+    cwd = os.getcwd()
+    os.chdir(tmp)  # a relative --out, as `make reproduce` passes it: papermill runs notebooks from inside it
+    try: results = reproduce("smoke", out="out", notebooks=nbs)
+    finally: os.chdir(cwd)
+    return nbs, tmp/"out", results
 
 
 def test_reproduce_reports_a_failure_and_finishes_the_rest(partly_broken):
@@ -99,6 +103,7 @@ def test_reproduce_reports_a_failure_and_finishes_the_rest(partly_broken):
     report = (out/"REPORT.md").read_text()
     for name in ("e2_dataset_size", "e3_collapse", "e5_architectures", "deliberately broken"): assert name in report
     assert "## Headline claims" in report and (out/"index.html").exists()
+    assert (out/"runs.progress.json").exists() and not list(out.glob("kernel-*"))  # progress beside the store; no sockets left
     # a second call trains nothing new and skips the finished notebooks
     stamps = {p: p.stat().st_mtime for p in (out/"runs").glob("*/status.json")}
     again = reproduce("smoke", out=out, notebooks=nbs)
