@@ -4,7 +4,7 @@ fp32, bf16 autocast, and torch.compile (fp32), at the widths and crop sizes the 
 
 The variants alternate (fp32, bf16, compiled, fp32, bf16, ...) so drift hits all alike; the table gives
 medians and the ratios to fp32. torch.compile's one-off compile time is reported apart and amortised over
-a mini run (600 steps). The line "auto precision" says what `precision='auto'` picks on this machine and why.
+a whole `mini` run (its step count read from the scale). The line "auto precision" says what `precision='auto'` picks on this machine and why.
 
     .venv/bin/python benchmarks/step_variants.py                      # CPU, every configuration
     .venv/bin/python benchmarks/step_variants.py --device cuda --batch-size 256
@@ -18,11 +18,14 @@ import time
 import torch
 
 from simsiam_collapse.evaluate import default_device
+from simsiam_collapse.experiments import SCALES
 from simsiam_collapse.methods import SimSiam
 from simsiam_collapse.models import build_backbone
 from simsiam_collapse.train import resolve_precision
 
 CONFIGS = [(8, 16), (16, 32), (64, 32)]  # (width, crop size in px)
+_MINI = SCALES["mini"].train
+MINI_STEPS = _MINI["epochs"] * (_MINI["train_images"] // _MINI["batch_size"])  # training steps of one mini run
 
 
 def make_step(width, size, batch, device, bf16, compiled):
@@ -61,7 +64,7 @@ def main():
           f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, threads {torch.get_num_threads()}, "
           f"batch {args.batch_size}, {args.steps} steps x {args.repeats} runs")
     print(f"auto precision: {why}")
-    print("| width | crop px | fp32 pairs/s | bf16 pairs/s | bf16 / fp32 | compiled pairs/s | compiled / fp32 | compile s | compiled / fp32 over 600 steps |")
+    print(f"| width | crop px | fp32 pairs/s | bf16 pairs/s | bf16 / fp32 | compiled pairs/s | compiled / fp32 | compile s | compiled / fp32 over a mini run ({MINI_STEPS} steps) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for width, size in CONFIGS:
         variants = dict(fp32=make_step(width, size, args.batch_size, device, False, False),
@@ -78,7 +81,7 @@ def main():
         comp = ("n/a",) * 4
         if "compiled" in m:
             step_fp32, step_comp = args.batch_size / m["fp32"], args.batch_size / m["compiled"]
-            amortised = (600 * step_fp32) / (600 * step_comp + compile_s)
+            amortised = (MINI_STEPS * step_fp32) / (MINI_STEPS * step_comp + compile_s)
             comp = (f"{m['compiled']:.0f}", f"{m['compiled'] / m['fp32']:.2f}", f"{compile_s:.0f}", f"{amortised:.2f}")
         print(f"| {width} | {size} | {m['fp32']:.0f} | {m['bf16']:.0f} | {m['bf16'] / m['fp32']:.2f} | " + " | ".join(comp) + " |", flush=True)
 
