@@ -68,7 +68,7 @@ class Check:
 
 def beyond_noise(what, a: Estimate, b: Estimate, unit=" points") -> Check:
     "Whether a - b exceeds the sum of the two seed standard deviations; undecided when either has one seed."
-    diff, d = a.mean - b.mean, _decimals(a.mean, b.mean)
+    diff, d = a.mean - b.mean, (_decimals(a.mean, b.mean) if not unit.strip() else 1)  # points of accuracy: one decimal
     numbers = f"{a.format(d)} vs {b.format(d)}: {diff:+.{d}f}{unit}"
     if a.std is None or b.std is None: return Check(what, None, f"{numbers}, one seed, noise unknown")
     noise = a.std + b.std
