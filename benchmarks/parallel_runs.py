@@ -55,7 +55,8 @@ def main():
     cfgs, scale = configs(args.epochs), SCALES["mini"]
     default_threads = torch.get_num_threads()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
-          f"{len(cfgs)} mini runs of {args.epochs} epochs ({args.epochs * 15} steps) + final evaluation")
+          f"{len(cfgs)} mini runs of {args.epochs} epochs ({args.epochs * (scale.train['train_images'] // scale.train['batch_size'])} "
+          "steps) + final evaluation")
     with tempfile.TemporaryDirectory() as tmp:
         t_default = timed(cfgs, dataclasses.replace(scale, threads=None), 1, f"{tmp}/i")
         t_serial = timed(cfgs, scale, 1, f"{tmp}/ii")
