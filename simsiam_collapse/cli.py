@@ -188,8 +188,9 @@ def _train_command(args):
     run_dir = Path(args.run_dir) if args.run_dir else RunStore("runs").path(cfg)  # the store's naming
     try: writer = tensorboard_writer(run_dir) if args.tensorboard else None
     except ImportError as e: raise ValueError(str(e)) from None  # an optional package to install: one line, exit status 2
-    train(cfg, run_dir, resume=args.resume, wait=args.wait, writer=writer, log_every=args.log_every)
-    if writer is not None: writer.close()
+    try: train(cfg, run_dir, resume=args.resume, wait=args.wait, writer=writer, log_every=args.log_every)
+    finally:
+        if writer is not None: writer.close()  # flush what was logged, also when training stops with an error
     print(_summary(run_dir))
 
 def _plot_command(args):
