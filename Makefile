@@ -28,9 +28,9 @@ export: setup
 	else diff -r -u -x __pycache__ $$snap/simsiam_collapse simsiam_collapse | head -40; rm -rf $$snap; \
 	echo "simsiam_collapse/ was out of sync with nbs/: edit the notebooks, run nbdev_export, commit both."; exit 1; fi
 
-# Style: ruff on the package, notebooks, tests and benchmarks (lines over 120 are not yet enforced: E501), and codespell.
+# Style: ruff on the package, notebooks, tests and benchmarks (120 columns), and codespell.
 lint: setup
-	$(BIN)/ruff check --extend-ignore E501 .
+	$(BIN)/ruff check .
 	$(BIN)/codespell
 
 # nbdev_proc_nbs: the notebooks go through nbdev's documentation processor (what nbdev_docs runs before Quarto).

@@ -32,11 +32,18 @@ def main():
     out = tempfile.mkdtemp()
     exp = Experiment("bf16", "mini", data_root=args.data_root, out_dir=out, progress=False)
     base = dataclasses.replace(exp.config(backbone="resnet18"), epochs=args.epochs, eval_every=1)
-    cfgs = {(prec, s): dataclasses.replace(base, precision=prec, seed=s) for prec in ("fp32", "bf16") for s in range(args.seeds)}
+    cfgs = {
+        (prec, s): dataclasses.replace(base, precision=prec, seed=s)
+        for prec in ("fp32", "bf16")
+        for s in range(args.seeds)
+    }
     store = RunStore(f"{out}/runs")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
           f"auto precision here: {resolve_precision('auto', 'cpu')[1]}")
-    print(f"ResNet-18, mini settings ({exp.dataset}), {args.epochs} epochs, seeds 0-{args.seeds - 1}, one thread per run, {args.jobs} at a time")
+    print(
+        f"ResNet-18, mini settings ({exp.dataset}), {args.epochs} epochs, seeds 0-{args.seeds - 1}, one thread per "
+        f"run, {args.jobs} at a time"
+    )
     run_all(store, list(cfgs.values()), exp.scale, "cpu", args.data_root, args.jobs, progress=True)
     res = {k: evaluate_run(store.path(c), exp.scale, "cpu", args.data_root) for k, c in cfgs.items()}
     loss = {k: [m["loss"] for m in read_metrics(store.path(c)) if "loss" in m] for k, c in cfgs.items()}
@@ -45,11 +52,16 @@ def main():
     for e in range(args.epochs):
         f, b = (Estimate.of([loss[(prec, s)][e] for s in range(args.seeds)]) for prec in ("fp32", "bf16"))
         print(f"| {e + 1} | {f.mean:.4f} ± {f.std:.4f} | {b.mean:.4f} ± {b.std:.4f} |")
-    print("\n| measure | fp32 | bf16 | bf16 - fp32 | seed noise (sum of stds) | beyond noise |\n|---|---|---|---|---|---|")
+    print(
+        "\n| measure | fp32 | bf16 | bf16 - fp32 | seed noise (sum of stds) | beyond noise |\n|---|---|---|---|---|---|"
+    )
     for key, unit in (("accuracy", " %"), ("auc", ""), ("knn", " %")):
         f, b = (Estimate.of([res[(prec, s)][key] for s in range(args.seeds)]) for prec in ("fp32", "bf16"))
-        print(f"| {key} | {f.mean:.3f} ± {f.std:.3f} | {b.mean:.3f} ± {b.std:.3f} | {b.mean - f.mean:+.3f} | {f.std + b.std:.3f} | "
-              f"{'yes' if abs(b.mean - f.mean) > f.std + b.std else 'no'} |")
+        print(
+            f"| {key} | {f.mean:.3f} ± {f.std:.3f} | {b.mean:.3f} ± {b.std:.3f} | {b.mean - f.mean:+.3f} | "
+            f"{f.std + b.std:.3f} | "
+            f"{'yes' if abs(b.mean - f.mean) > f.std + b.std else 'no'} |"
+        )
     t32, t16 = (np.mean([minutes[(prec, s)] for s in range(args.seeds)]) for prec in ("fp32", "bf16"))
     print(f"\ntraining minutes per run: fp32 {t32:.2f}, bf16 {t16:.2f} (bf16 / fp32 time {t16 / t32:.2f})")
 

@@ -26,8 +26,16 @@ from simsiam_collapse.experiments import SCALES, Experiment, RunStore, run_all
 
 def configs(epochs):
     exp = Experiment("bench", "mini", out_dir=tempfile.mkdtemp(), progress=False)
-    return [dataclasses.replace(exp.config(backbone="resnet18", ordering=o, seed=s), epochs=epochs, chunks=None if o == "multiple_pass" else 2,
-                                eval_every=0) for o in ("multiple_pass", "single_pass") for s in (0, 1)]
+    return [
+        dataclasses.replace(
+            exp.config(backbone="resnet18", ordering=o, seed=s),
+            epochs=epochs,
+            chunks=None if o == "multiple_pass" else 2,
+            eval_every=0,
+        )
+        for o in ("multiple_pass", "single_pass")
+        for s in (0, 1)
+    ]
 
 
 def timed(cfgs, scale, jobs, root):
@@ -43,7 +51,11 @@ def fingerprint(root):
         ckpt = sorted((run/"checkpoints").glob("epoch_*.pt"))[-1]
         state = torch.load(ckpt, weights_only=False)["model"]
         ev = json.loads((run/"eval.json").read_text())
-        out[run.name] = (torch.cat([v.flatten().double() for v in state.values() if v.is_floating_point()]), ev["accuracy"], ev["auc"])
+        out[run.name] = (
+            torch.cat([v.flatten().double() for v in state.values() if v.is_floating_point()]),
+            ev["accuracy"],
+            ev["auc"],
+        )
     return out
 
 
@@ -54,9 +66,12 @@ def main():
     args = p.parse_args()
     cfgs, scale = configs(args.epochs), SCALES["mini"]
     default_threads = torch.get_num_threads()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
-          f"{len(cfgs)} mini runs of {args.epochs} epochs ({args.epochs * (scale.train['train_images'] // scale.train['batch_size'])} "
-          "steps) + final evaluation")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
+        f"{len(cfgs)} mini runs of {args.epochs} epochs "
+        f"({args.epochs * (scale.train['train_images'] // scale.train['batch_size'])} "
+        "steps) + final evaluation"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         t_default = timed(cfgs, dataclasses.replace(scale, threads=None), 1, f"{tmp}/i")
         t_serial = timed(cfgs, scale, 1, f"{tmp}/ii")

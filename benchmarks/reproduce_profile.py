@@ -36,11 +36,18 @@ def main():
     runs = {r.name: t for r in sorted((out/"runs").iterdir()) if r.is_dir() and (t := run_times(r))}
     parts = {k: sum(t[k] for t in runs.values()) for k in ("steps", "monitoring", "evaluation")}
     total = sum(parts.values())
-    print(f"\n{len(runs)} finished runs with intact timing (resumed runs left out); their summed run time: {total / 3600:.2f} h")
+    print(
+        f"\n{len(runs)} finished runs with intact timing (resumed runs left out); their summed run time: "
+        f"{total / 3600:.2f} h"
+    )
     print("| part | hours | share |\n|---|---|---|")
     for k, v in parts.items(): print(f"| {k} | {v / 3600:.2f} | {v / total:.0%} |")
-    if total_wall: print(f"\nrun time / notebook wall time: {total / total_wall:.2f} (runs side by side; the rest is notebook start-up, "
-                         "figures and tables)")
+    if total_wall:
+        print(
+            f"\nrun time / notebook wall time: {total / total_wall:.2f} (runs side by side; the rest is notebook "
+            "start-up, "
+            "figures and tables)"
+        )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,10 @@ def features(n, d, start, stop):
     "Rows [start, stop) of the seeded benchmark features (the same rows whatever the batching)."
     import torch
     out = []
-    mix = torch.randn(d, d, generator=torch.Generator().manual_seed(d), dtype=torch.float32) * torch.logspace(0, -2, d)[:, None]
+    mix = (
+        torch.randn(d, d, generator=torch.Generator().manual_seed(d), dtype=torch.float32)
+        * torch.logspace(0, -2, d)[:, None]
+    )
     for b in range(start // BATCH, -(-stop // BATCH)):
         g = torch.Generator().manual_seed(b)
         x = torch.relu(torch.randn(BATCH, d, generator=g) @ mix)
@@ -53,7 +56,8 @@ def worker(kind, n, d, out):
         dtype = torch.float64 if kind == "full64" else torch.float32
         x = features(n, d, 0, n).to(dtype)
         x -= x.mean(0, keepdim=True)
-        values = (torch.linalg.svdvals(x) if kind == "full64" else torch.svd(x).S).numpy()  # the paper: torch.svd(...).S
+        # the paper: torch.svd(...).S
+        values = (torch.linalg.svdvals(x) if kind == "full64" else torch.svd(x).S).numpy()
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
     np.save(out, values.astype(np.float64))
@@ -62,7 +66,9 @@ def worker(kind, n, d, out):
 
 def run(kind, n, d, folder):
     out = os.path.join(folder, f"{kind}-{n}-{d}.npy")
-    res = subprocess.run([sys.executable, __file__, "--worker", kind, str(n), str(d), out], capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, str(n), str(d), out], capture_output=True, text=True
+    )
     if res.returncode != 0: return dict(error=(res.stderr.strip().splitlines() or ["killed"])[-1])
     return dict(json.loads(res.stdout.strip().splitlines()[-1]), values=np.load(out))
 
@@ -73,25 +79,46 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 500_000])
     p.add_argument("--dims", type=int, nargs="+", default=[512, 2048])
-    p.add_argument("--max-float64-gib", type=float, default=4.0, help="skip the float64 reference above this matrix size")
+    p.add_argument(
+        "--max-float64-gib", type=float, default=4.0, help="skip the float64 reference above this matrix size"
+    )
     args = p.parse_args()
     import torch
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print("| N | d | paper SVD (float32) s | ours streaming s | paper peak MiB | ours peak MiB | memory ratio | max rel. diff vs float64 SVD | max rel. diff vs paper |")
+
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, threads "
+        f"{torch.get_num_threads()}"
+    )
+    print(
+        "| N | d | paper SVD (float32) s | ours streaming s | paper peak MiB | ours peak MiB | memory ratio | max rel. "
+        "diff vs float64 SVD | max rel. diff vs paper |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
         for n in args.sizes:
             for d in args.dims:
                 ours, paper = run("stream", n, d, folder), run("full32", n, d, folder)
-                ref = run("full64", n, d, folder) if n * d * 8 / 2 ** 30 <= args.max_float64_gib else dict(error="skipped (memory)")
+                ref = (
+                    run("full64", n, d, folder)
+                    if n * d * 8 / 2**30 <= args.max_float64_gib
+                    else dict(error="skipped (memory)")
+                )
                 def rel(a, b):
                     if "values" not in a or "values" not in b: return "n/a"
                     top = b["values"] > 1e-3 * b["values"][0]  # relative error of the informative values
                     return f"{np.max(np.abs(a['values'][top] - b['values'][top]) / b['values'][top]):.1e}"
                 fmt = lambda r, k, f: format(r[k], f) if k in r else r.get("error", "n/a")
-                ratio = f"{paper['peak_mib'] / ours['peak_mib']:.1f}x" if "peak_mib" in paper and "peak_mib" in ours else "n/a"
-                print(f"| {n} | {d} | {fmt(paper, 'seconds', '.1f')} | {fmt(ours, 'seconds', '.1f')} | {fmt(paper, 'peak_mib', '.0f')} | "
-                      f"{fmt(ours, 'peak_mib', '.0f')} | {ratio} | {rel(ours, ref)} | {rel(ours, paper)} |", flush=True)
+                ratio = (
+                    f"{paper['peak_mib'] / ours['peak_mib']:.1f}x"
+                    if "peak_mib" in paper and "peak_mib" in ours
+                    else "n/a"
+                )
+                print(
+                    f"| {n} | {d} | {fmt(paper, 'seconds', '.1f')} | {fmt(ours, 'seconds', '.1f')} | "
+                    f"{fmt(paper, 'peak_mib', '.0f')} | "
+                    f"{fmt(ours, 'peak_mib', '.0f')} | {ratio} | {rel(ours, ref)} | {rel(ours, paper)} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -1,14 +1,13 @@
-"""Image pairs per second of our SimSiam training step in its variants, side by side in one run:
-fp32, bf16 autocast, and torch.compile (fp32), at the widths and crop sizes the scales use
-(width 8 at 16 px: mini; 16 and 64 at 32 px: CIFAR-10 at larger widths).
+"""Image pairs per second of our SimSiam training step in its variants, side by side in one run: fp32, bf16 autocast,
+and torch.compile (fp32), at the widths and crop sizes the scales use (width 8 at 16 px: mini; 16 and 64 at 32 px:
+CIFAR-10 at larger widths).
 
-The variants alternate (fp32, bf16, compiled, fp32, bf16, ...) so drift hits all alike; the table gives
-medians and the ratios to fp32. torch.compile's one-off compile time is reported apart and amortised over
-a whole `mini` run (its step count read from the scale). The line "auto precision" says what `precision='auto'` picks on this machine and why.
+The variants alternate (fp32, bf16, compiled, fp32, bf16, ...) so drift hits all alike; the table gives medians and the
+ratios to fp32. torch.compile's one-off compile time is reported apart and amortised over a whole `mini` run (its step
+count read from the scale). The line "auto precision" says what `precision='auto'` picks on this machine and why.
 
-    .venv/bin/python benchmarks/step_variants.py                      # CPU, every configuration
-    .venv/bin/python benchmarks/step_variants.py --device cuda --batch-size 256
-"""
+.venv/bin/python benchmarks/step_variants.py                      # CPU, every configuration .venv/bin/python
+benchmarks/step_variants.py --device cuda --batch-size 256"""
 import argparse
 import os
 import platform
@@ -30,12 +29,17 @@ MINI_STEPS = _MINI["epochs"] * (_MINI["train_images"] // _MINI["batch_size"])  #
 
 def make_step(width, size, batch, device, bf16, compiled):
     torch.manual_seed(0)
-    model = SimSiam(build_backbone("resnet18", stem="cifar", width=width), proj_hidden_dim=256, proj_dim=256, pred_hidden_dim=64)
+    model = SimSiam(
+        build_backbone("resnet18", stem="cifar", width=width), proj_hidden_dim=256, proj_dim=256, pred_hidden_dim=64
+    )
     model = model.to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     forward = torch.compile(model) if compiled else model
     g = torch.Generator().manual_seed(0)
-    x1, x2 = (torch.randn(batch, 3, size, size, generator=g).to(device).contiguous(memory_format=torch.channels_last) for _ in range(2))
+    x1, x2 = (
+        torch.randn(batch, 3, size, size, generator=g).to(device).contiguous(memory_format=torch.channels_last)
+        for _ in range(2)
+    )
 
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -60,11 +64,18 @@ def main():
     args = p.parse_args()
     device = default_device(args.device)
     bf16_auto, why = resolve_precision("auto", device)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, device {device}"
-          f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, threads {torch.get_num_threads()}, "
-          f"batch {args.batch_size}, {args.steps} steps x {args.repeats} runs")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"device {device}"
+        f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, threads "
+        f"{torch.get_num_threads()}, "
+        f"batch {args.batch_size}, {args.steps} steps x {args.repeats} runs"
+    )
     print(f"auto precision: {why}")
-    print(f"| width | crop px | fp32 pairs/s | bf16 pairs/s | bf16 / fp32 | compiled pairs/s | compiled / fp32 | compile s | compiled / fp32 over a mini run ({MINI_STEPS} steps) |")
+    print(
+        "| width | crop px | fp32 pairs/s | bf16 pairs/s | bf16 / fp32 | compiled pairs/s | compiled / fp32 | compile "
+        f"s | compiled / fp32 over a mini run ({MINI_STEPS} steps) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for width, size in CONFIGS:
         variants = dict(fp32=make_step(width, size, args.batch_size, device, False, False),
@@ -83,7 +94,12 @@ def main():
             step_fp32, step_comp = args.batch_size / m["fp32"], args.batch_size / m["compiled"]
             amortised = (MINI_STEPS * step_fp32) / (MINI_STEPS * step_comp + compile_s)
             comp = (f"{m['compiled']:.0f}", f"{m['compiled'] / m['fp32']:.2f}", f"{compile_s:.0f}", f"{amortised:.2f}")
-        print(f"| {width} | {size} | {m['fp32']:.0f} | {m['bf16']:.0f} | {m['bf16'] / m['fp32']:.2f} | " + " | ".join(comp) + " |", flush=True)
+        print(
+            f"| {width} | {size} | {m['fp32']:.0f} | {m['bf16']:.0f} | {m['bf16'] / m['fp32']:.2f} | "
+            + " | ".join(comp)
+            + " |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,14 @@ def ours(ds, width, batch, steps, device):
 
 def reference(ds, width, batch, steps, device, workers):
     model, opt = make_model(width, device, False)
-    loader = torch.utils.data.DataLoader(ReferenceTwoViews(ds, "simsiam"), batch_size=batch, shuffle=True, drop_last=True,
-                                         num_workers=workers, pin_memory=device.type == "cuda")
+    loader = torch.utils.data.DataLoader(
+        ReferenceTwoViews(ds, "simsiam"),
+        batch_size=batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+    )
     def run(n):
         # The workers start and deliver a first batch before the clock starts, prefetch while the model steps, and
         # are shut down afterwards, so they take no CPU from the other pipelines' runs.
@@ -103,7 +109,9 @@ def main():
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=8, help="timed steps per run")
     p.add_argument("--repeats", type=int, default=3, help="alternating runs of each pipeline")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="DataLoader workers of the reference")
+    p.add_argument(
+        "--workers", type=int, default=min(4, os.cpu_count() or 1), help="DataLoader workers of the reference"
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--data-root", default=None)
     args = p.parse_args()
@@ -112,9 +120,12 @@ def main():
     except DataNotFoundError:
         print("CIFAR-10 not found: timing on fake 32x32 images instead (same shapes)")
         ds = load_dataset("fake", num_samples=10000, image_size=32)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
-          f"threads {torch.get_num_threads()}, batch {args.batch_size}, {args.steps} steps x {args.repeats} runs, data {ds.name}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
+        f"threads {torch.get_num_threads()}, batch {args.batch_size}, {args.steps} steps x {args.repeats} runs, data "
+        f"{ds.name}"
+    )
     print("| width | (a) ours pairs/s | (b) paper pipeline pairs/s | (c) bare step pairs/s | a / b | a / c |")
     print("|---|---|---|---|---|---|")
     for width in args.widths:
@@ -126,7 +137,10 @@ def main():
         for _ in range(args.repeats):
             for k, r in runs.items(): rates[k].append(args.steps * args.batch_size / r(args.steps))
         m = {k: statistics.median(v) for k, v in rates.items()}
-        print(f"| {width} | {m['a']:.0f} | {m['b']:.0f} | {m['c']:.0f} | {m['a'] / m['b']:.2f} | {m['a'] / m['c']:.2f} |", flush=True)
+        print(
+            f"| {width} | {m['a']:.0f} | {m['b']:.0f} | {m['c']:.0f} | {m['a'] / m['b']:.2f} | {m['a'] / m['c']:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -107,8 +107,9 @@ class BatchAugment:
         self.sigma_scale = image_size / 224
 
     def sample(self, n, height, width, generator=None) -> dict:
-        """Draw every random parameter for `n` images of `height` x `width` (on the CPU, so a seed gives the same batch on any device).
-        `height` and `width` may be per-image tensors: the original sizes of streamed images, stored as squares (`frame`)."""
+        """Draw every random parameter for `n` images of `height` x `width` (on the CPU, so a seed gives the same batch
+        on any device). `height` and `width` may be per-image tensors: the original sizes of streamed images, stored as
+        squares (`frame`)."""
         r, g = self.recipe, generator
         u = lambda *s: torch.rand(*s, generator=g, dtype=torch.float64)
         per_image = torch.is_tensor(height) or torch.is_tensor(width)
@@ -147,7 +148,8 @@ class BatchAugment:
         n, c, height, width = images.shape
         dev = images.device
         top, left, h, w = p["box"].to(dev, torch.float32).unbind(1)
-        if "frame" in p: height, width = p["frame"].to(dev, torch.float32).unbind(1)  # boxes in the original image's pixels
+        # boxes in the original image's pixels
+        if "frame" in p: height, width = p["frame"].to(dev, torch.float32).unbind(1)
         sx = torch.where(p["flip"].to(dev), -1.0, 1.0) * w / width
         zero = torch.zeros_like(sx)
         theta = torch.stack([torch.stack([sx, zero, (2 * left + w) / width - 1], 1),
@@ -170,7 +172,8 @@ class BatchAugment:
 class TwoViewAugment:
     "The two views of a method's recipe (`'simsiam'`, `'byol'` or `'mocov3'`), each drawn independently per image."
     def __init__(self, recipe="simsiam", image_size=32, mean=(0.5,), std=(0.25,)):
-        if recipe not in RECIPES: raise ValueError(f"Unknown augmentation recipe {recipe!r}. Valid: {', '.join(RECIPES)}.")
+        if recipe not in RECIPES:
+            raise ValueError(f"Unknown augmentation recipe {recipe!r}. Valid: {', '.join(RECIPES)}.")
         self.name = recipe
         self.views = [BatchAugment(r, image_size, mean, std) for r in RECIPES[recipe]]
 
@@ -184,8 +187,9 @@ class TwoViewAugment:
 
 # %% ../nbs/01_augment.ipynb #99d33c09
 def eval_transform(images, image_size=None, mean=(0.5,), std=(0.25,), crop_fraction=None, sizes=None):
-    """Deterministic evaluation view of a uint8 batch: shorter side to `image_size / crop_fraction`, centre crop, normalise.
-    With `sizes` (the original height and width of squashed streamed images) the centre crop is taken in the original's geometry."""
+    """Deterministic evaluation view of a uint8 batch: shorter side to `image_size / crop_fraction`, centre crop,
+    normalise. With `sizes` (the original height and width of squashed streamed images) the centre crop is taken in the
+    original's geometry."""
     image_size = image_size or images.shape[-1]
     crop_fraction = crop_fraction or (0.875 if image_size >= 128 else 1.0)
     if sizes is None: x = resize_center_crop(images.float().div_(255), image_size, round(image_size / crop_fraction))
@@ -196,7 +200,10 @@ def eval_transform(images, image_size=None, mean=(0.5,), std=(0.25,), crop_fract
         theta = torch.stack([torch.stack([side / W, zero, zero], 1), torch.stack([zero, side / H, zero], 1)], 1)
         grid = F.affine_grid(theta, (len(images), images.shape[1], image_size, image_size), align_corners=False)
         x = F.grid_sample(images.float().div_(255), grid, mode="bilinear", padding_mode="border", align_corners=False)
-    mean, std = torch.tensor(mean, device=x.device).view(1, -1, 1, 1), torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    mean, std = (
+        torch.tensor(mean, device=x.device).view(1, -1, 1, 1),
+        torch.tensor(std, device=x.device).view(1, -1, 1, 1),
+    )
     return (x - mean) / std
 
 # %% ../nbs/01_augment.ipynb #36748dc0
@@ -205,8 +212,12 @@ def reference_view_transform(recipe: ViewRecipe, image_size, mean, std, channels
     import torchvision.transforms as T
     k = blur_kernel_size(image_size)
     sigma = tuple(s * image_size / 224 for s in recipe.blur_sigma)
-    steps = [T.RandomResizedCrop(image_size, scale=recipe.crop_scale, ratio=recipe.crop_ratio),
-             T.RandomApply([T.ColorJitter(recipe.brightness, recipe.contrast, recipe.saturation, recipe.hue)], p=recipe.jitter_p)]
+    steps = [
+        T.RandomResizedCrop(image_size, scale=recipe.crop_scale, ratio=recipe.crop_ratio),
+        T.RandomApply(
+            [T.ColorJitter(recipe.brightness, recipe.contrast, recipe.saturation, recipe.hue)], p=recipe.jitter_p
+        ),
+    ]
     if channels == 3: steps.append(T.RandomGrayscale(p=recipe.grayscale_p))
     steps += [T.RandomApply([T.GaussianBlur(k, sigma)], p=recipe.blur_p), T.RandomSolarize(128, p=recipe.solarize_p),
               T.RandomHorizontalFlip(recipe.flip_p), T.ToTensor(), T.Normalize(mean, std)]

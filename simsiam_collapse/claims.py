@@ -17,12 +17,15 @@ __all__ = ['CLAIMS', 'VERDICTS', 'RISE_RHO', 'ANTI_RHO', 'LOO_R2', 'CLAIM_SOURCE
 
 # %% ../nbs/09_claims.ipynb #b20e12ad
 CLAIMS = {
-    1: "SimSiam collapses partially when the model is small relative to the data: ResNet-18/34 get far lower accuracy than ResNet-50 (BYOL does not).",
-    2: "With the same number of steps, more pretraining data gives more partial collapse and lower accuracy for small models.",
+    1: "SimSiam collapses partially when the model is small relative to the data: "
+    "ResNet-18/34 get far lower accuracy than ResNet-50 (BYOL does not).",
+    2: "With the same number of steps, more pretraining data gives more partial collapse "
+    "and lower accuracy for small models.",
     3: "Collapse can be measured without labels: the AUC of the cumulative explained variance of the singular values.",
     4: "A linear regression on (SimSiam loss, AUC) predicts linear-probe accuracy.",
     5: "Width (representation dimension) matters more than depth or parameter count.",
-    6: "Continual (single pass) training prevents collapse for small models; the hybrid is best; it does not help MoCo-v3 / BYOL.",
+    6: "Continual (single pass) training prevents collapse for small models; the hybrid is best; "
+    "it does not help MoCo-v3 / BYOL.",
 }
 VERDICTS = ("reproduced", "partly", "not reproduced", "not run at this scale")
 
@@ -52,7 +55,8 @@ class Estimate:
     def __str__(self): return self.format()
 
 def _decimals(*values) -> int:
-    "Digits that show a difference: 3 for quantities on a 0-1 scale (AUC, normalised AUC, R²), 1 for percentages and points."
+    """Digits that show a difference: 3 for quantities on a 0-1 scale (AUC, normalised AUC, R²), 1 for percentages and
+    points."""
     return 3 if max(abs(v) for v in values) <= 1.5 else 1
 
 @dataclass(frozen=True)
@@ -92,7 +96,8 @@ def normalized_auc(auc, d) -> float:
 
 # %% ../nbs/09_claims.ipynb #2b73c288
 def verdict(checks) -> str:
-    "reproduced (every check decided and holds), partly (some hold, or all decided ones hold and some are undecided), not reproduced, not run."
+    """reproduced (every check decided and holds), partly (some hold, or all decided ones hold and some are undecided),
+    not reproduced, not run."""
     checks = list(checks)
     decided = [c for c in checks if c.holds is not None]
     if not decided: return "not run at this scale"
@@ -106,8 +111,8 @@ def check_to_dict(c: Check) -> dict: return asdict(c)
 CLAIM_SOURCES = {1: ("e1", "e6", "e8"), 2: ("e2",), 3: ("e3",), 4: ("e4",), 5: ("e5",), 6: ("e6", "e7", "e8", "e9")}
 
 def merge_claims(recorded: list[dict], ran: set) -> dict:
-    """Each claim's overall verdict from the claims recorded by the experiments (`claims.json` entries) and the ids of the
-    experiments that ran: {claim: dict(statement, verdict, evidence lines, checks)}."""
+    """Each claim's overall verdict from the claims recorded by the experiments (`claims.json` entries) and the ids of
+    the experiments that ran: {claim: dict(statement, verdict, evidence lines, checks)}."""
     out = {}
     for k, statement in CLAIMS.items():
         mine = [c for c in recorded if c["claim"] == k]
@@ -120,5 +125,7 @@ def merge_claims(recorded: list[dict], ran: set) -> dict:
             if not any(c["experiment"] == e for c in mine):
                 why = "ran but recorded no check" if e in ran else "not run"
                 checks.append(Check(f"{e.upper()} {why}", None)); evidence.append(f"{e.upper()}: {why}")
-        out[k] = dict(statement=statement, verdict=verdict(checks), evidence=evidence, checks=[check_to_dict(c) for c in checks])
+        out[k] = dict(
+            statement=statement, verdict=verdict(checks), evidence=evidence, checks=[check_to_dict(c) for c in checks]
+        )
     return out

@@ -29,7 +29,8 @@ __all__ = ['DEPENDS', 'CONFIG_GROUPS', 'USER_ERRORS', 'experiments_dir', 'experi
            'main']
 
 # %% ../nbs/13_cli.ipynb #295c8057
-DEPENDS = {"e1": ["e6"], "e3": ["e2"], "e4": ["e2", "e5", "e6", "e9"], "e7": ["e6"], "e8": ["e6"], "e9": ["e6"]}  # experiment -> experiments whose runs it reuses
+# experiment -> experiments whose runs it reuses
+DEPENDS = {"e1": ["e6"], "e3": ["e2"], "e4": ["e2", "e5", "e6", "e9"], "e7": ["e6"], "e8": ["e6"], "e9": ["e6"]}
 
 def experiments_dir() -> Path:
     "The folder of experiment notebooks (`nbs/paper` of the source checkout)."
@@ -41,7 +42,11 @@ def experiment_notebooks(folder=None, only=None) -> list[Path]:
     found = {p.name.split("_")[0]: p for p in sorted(folder.glob("e*_*.ipynb"))} if folder.is_dir() else {}
     if only:
         unknown = sorted(set(only) - set(found))
-        if unknown: raise ValueError(f"Unknown experiment(s) {', '.join(unknown)}. Valid: {', '.join(found) or 'none found in ' + str(folder)}.")
+        if unknown:
+            raise ValueError(
+                f"Unknown experiment(s) {', '.join(unknown)}. Valid: "
+                f"{', '.join(found) or 'none found in ' + str(folder)}."
+            )
         found = {k: v for k, v in found.items() if k in only}
     ordered, seen = [], set()
     def visit(k):
@@ -64,7 +69,8 @@ def _render(executed) -> str:
         return executed.name
 
 class _RunsBar:
-    "A bar over the training runs of the notebook being executed, fed by the progress file its kernel's `run_all` writes."
+    """A bar over the training runs of the notebook being executed, fed by the progress file its kernel's `run_all`
+    writes."""
     def __init__(self, progress_file: Path, label: str, every=2.0):
         self.file, self.label, self.every = progress_file, label, every
         self.stop, self.bar, self.seen = threading.Event(), None, None
@@ -76,7 +82,8 @@ class _RunsBar:
             self.seen = p["started"]
             if self.bar is None: self.bar = tqdm(total=p["total"], desc=f"{self.label} runs", unit="run", leave=False)
             else: self.bar.reset(total=p["total"])
-        if p["done"] != self.bar.n: self.bar.update(p["done"] - self.bar.n)  # on change only: a log file gets a line per run
+        # on change only: a log file gets a line per run
+        if p["done"] != self.bar.n: self.bar.update(p["done"] - self.bar.n)
 
     def watch(self):
         while not self.stop.wait(self.every):
@@ -103,12 +110,13 @@ def _kernel_manager(socket_dir):
 
 def reproduce(scale="mini", only=None, data_root=None, out="reproduction", device="auto", notebooks=None, force=False,
               jobs=None, wait=False) -> list[dict]:
-    """Run the experiment notebooks with papermill in dependency order; write executed notebooks, figures, tables and REPORT.md
-    under `out`. A finished notebook (same scale) is skipped unless `force`; a failing one is recorded and the rest still run.
-    `jobs` training runs of a notebook run in parallel (None: chosen from the cores). One reproduction per `out` at a time:
-    another fails at once naming the holder, or queues behind it with `wait`."""
+    """Run the experiment notebooks with papermill in dependency order; write executed notebooks, figures, tables and
+    REPORT.md under `out`. A finished notebook (same scale) is skipped unless `force`; a failing one is recorded and the
+    rest still run. `jobs` training runs of a notebook run in parallel (None: chosen from the cores). One reproduction
+    per `out` at a time: another fails at once naming the holder, or queues behind it with `wait`."""
     if scale not in SCALES: raise ValueError(f"Unknown scale {scale!r}. Valid: {', '.join(SCALES)}.")
-    if jobs is not None and not (isinstance(jobs, int) and jobs >= 1): raise ValueError(f"jobs={jobs!r} is not valid: a positive integer, or None.")
+    if jobs is not None and not (isinstance(jobs, int) and jobs >= 1):
+        raise ValueError(f"jobs={jobs!r} is not valid: a positive integer, or None.")
     out = Path(out)
     nbs = experiment_notebooks(notebooks, only)
     with directory_lock(out, wait, what="reproduce"):
@@ -120,7 +128,9 @@ def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs):
     state_file = out/"reproduce.json"
     state = _read_json(state_file) or {}
     if state.get("scale") not in (None, scale):
-        raise ValueError(f"{out} holds a reproduction at scale {state['scale']!r}: use another --out for scale {scale!r}.")
+        raise ValueError(
+            f"{out} holds a reproduction at scale {state['scale']!r}: use another --out for scale {scale!r}."
+        )
     state["scale"], done = scale, state.setdefault("notebooks", {})
     import papermill as pm
     results = []
@@ -137,8 +147,17 @@ def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs):
             status, error = "done", ""
         except Exception as e:
             status, error = "failed", "".join(traceback.format_exception_only(e))
-        results.append(dict(experiment=nb.stem, title=experiment_title(nb), status=status, seconds=time.time() - t0, output=nb.name,
-                            html=_render(target), error=error))
+        results.append(
+            dict(
+                experiment=nb.stem,
+                title=experiment_title(nb),
+                status=status,
+                seconds=time.time() - t0,
+                output=nb.name,
+                html=_render(target),
+                error=error,
+            )
+        )
         done[nb.stem] = results[-1]
         write_json(state_file, state)
         write_report(out, results, scale)  # after each notebook, so a kill loses nothing already done
@@ -157,8 +176,12 @@ def _value_parser(annotation):
     convert = {"int": int, "float": float}.get(kind, str)
     def parse(text):
         if "None" in annotation and text.lower() == "none": return None
-        try: return convert(text)
-        except ValueError: raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind == 'int' else 'a number'}") from None
+        try:
+            return convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'an integer' if kind == 'int' else 'a number'}"
+            ) from None
     parse.__name__ = kind
     return parse
 
@@ -172,7 +195,8 @@ def _add_config_arguments(parser):
         group, text = groups[meta["group"]], meta["help"].replace("%", "%%")  # argparse formats help with %
         if "default" not in text: text += " (default: %(default)s)"
         choices = meta.get("choices") if f.name != "dataset" else None  # a dataset may also be imagefolder:<path>
-        if f.type == "bool": group.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=text)
+        if f.type == "bool":
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=text)
         else: group.add_argument(flag, default=f.default, type=_value_parser(f.type), help=text, choices=choices,
                                  metavar=None if choices else f.type.split(" ")[0].upper())
 
@@ -180,14 +204,19 @@ def _summary(run_dir) -> str:
     "The final line of a run's log, for people: loss, AUC, RankMe, kNN."
     last = next((m for m in reversed(read_metrics(run_dir)) if "auc" in m), None)
     if last is None: return f"run directory: {run_dir}"
-    return (f"epoch {last['epoch']}: loss {last.get('loss', float('nan')):.4f}, AUC {last['auc']:.3f} (higher = more collapsed), "
-            f"RankMe {last['rankme']:.1f}, kNN {last['knn']:.1f} % (k={last.get('knn_k', 200)}, probe set)\nrun directory: {run_dir}")
+    return (
+        f"epoch {last['epoch']}: loss {last.get('loss', float('nan')):.4f}, AUC {last['auc']:.3f} (higher = more "
+        "collapsed), "
+        f"RankMe {last['rankme']:.1f}, kNN {last['knn']:.1f} % (k={last.get('knn_k', 200)}, probe set)\nrun directory: "
+        f"{run_dir}"
+    )
 
 def _train_command(args):
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}).validate()
     run_dir = Path(args.run_dir) if args.run_dir else RunStore("runs").path(cfg)  # the store's naming
     try: writer = tensorboard_writer(run_dir) if args.tensorboard else None
-    except ImportError as e: raise ValueError(str(e)) from None  # an optional package to install: one line, exit status 2
+    # an optional package to install: one line, exit status 2
+    except ImportError as e: raise ValueError(str(e)) from None
     try: train(cfg, run_dir, resume=args.resume, wait=args.wait, writer=writer, log_every=args.log_every)
     finally:
         if writer is not None: writer.close()  # flush what was logged, also when training stops with an error
@@ -200,48 +229,94 @@ def _plot_command(args):
 
 def _reproduce_command(args):
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
-    results = reproduce(args.scale, only, args.data_root, args.out, args.device, force=args.force, jobs=args.jobs, wait=args.wait)
+    results = reproduce(
+        args.scale, only, args.data_root, args.out, args.device, force=args.force, jobs=args.jobs, wait=args.wait
+    )
     failed = [r["experiment"] for r in results if r["status"] == "failed"]
-    print(f"{len(results) - len(failed)} of {len(results)} experiment notebooks done; report: {Path(args.out)/'REPORT.md'}")
+    print(
+        f"{len(results) - len(failed)} of {len(results)} experiment notebooks done; report: "
+        f"{Path(args.out) / 'REPORT.md'}"
+    )
     if failed: sys.exit(f"failed: {', '.join(failed)} (see {Path(args.out)/'REPORT.md'})")
 
-USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError, RunLocked, ImageReadError)  # a user's mistake: one line, no traceback
+# a user's mistake: one line, no traceback
+USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError, RunLocked, ImageReadError)
 
 def build_parser() -> argparse.ArgumentParser:
     "The `simsiam-collapse` argument parser: `reproduce`, `train` and `data`."
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(prog="simsiam-collapse", description=__doc__ or "Understanding collapse in SimSiam, reproduced.")
+    parser = argparse.ArgumentParser(
+        prog="simsiam-collapse", description=__doc__ or "Understanding collapse in SimSiam, reproduced."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="run the experiment notebooks and write REPORT.md", formatter_class=fmt)
-    rep.add_argument("--scale", default="mini", choices=list(SCALES), help="how large: smoke (seconds), mini (a laptop CPU), gpu, paper")
-    rep.add_argument("--only", default=None, help="comma-separated experiment ids, e.g. e2,e6 (with the experiments they reuse)")
+    rep.add_argument(
+        "--scale",
+        default="mini",
+        choices=list(SCALES),
+        help="how large: smoke (seconds), mini (a laptop CPU), gpu, paper",
+    )
+    rep.add_argument(
+        "--only", default=None, help="comma-separated experiment ids, e.g. e2,e6 (with the experiments they reuse)"
+    )
     rep.add_argument("--data-root", default=None, help="folder holding the data sets (default: $SIMSIAM_COLLAPSE_DATA)")
-    rep.add_argument("--out", default="reproduction", help="output folder: executed notebooks, figures, tables, runs, REPORT.md")
+    rep.add_argument(
+        "--out", default="reproduction", help="output folder: executed notebooks, figures, tables, runs, REPORT.md"
+    )
     rep.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
-    rep.add_argument("--jobs", type=int, default=None, help="training runs in parallel (default: chosen from the cores; 1 on a GPU)")
+    rep.add_argument(
+        "--jobs", type=int, default=None, help="training runs in parallel (default: chosen from the cores; 1 on a GPU)"
+    )
     rep.add_argument("--force", action="store_true", help="run notebooks again even when finished")
-    rep.add_argument("--wait", action="store_true", help="if another reproduce holds --out, wait for it instead of failing")
+    rep.add_argument(
+        "--wait", action="store_true", help="if another reproduce holds --out, wait for it instead of failing"
+    )
     dat = sub.add_parser("data", help="load (and cache) a data set and print what was found", formatter_class=fmt)
     dat.add_argument("name", help=f"one of {', '.join(DATASET_NAMES)}")
     dat.add_argument("--data-root", default=None, help="folder holding the data set (default: $SIMSIAM_COLLAPSE_DATA)")
     dat.add_argument("--download", action="store_true", help="allow a download (CIFAR-10/100)")
-    trn = sub.add_parser("train", help="train one model; every TrainConfig field is an option (multi-GPU: torchrun --no-python simsiam-collapse train ...)")
-    trn.add_argument("--run-dir", default=None, help="default: runs/<method>-<backbone>-w<width>-<ordering>-s<seed>-<config hash>")
+    trn = sub.add_parser(
+        "train",
+        help="train one model; every TrainConfig field is an option "
+        "(multi-GPU: torchrun --no-python simsiam-collapse train ...)",
+    )
+    trn.add_argument(
+        "--run-dir", default=None, help="default: runs/<method>-<backbone>-w<width>-<ordering>-s<seed>-<config hash>"
+    )
     trn.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
-    trn.add_argument("--wait", action="store_true", help="if another process trains in --run-dir, wait for it instead of failing")
-    trn.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard under <run-dir>/tensorboard (needs the tensorboard package)")
-    trn.add_argument("--log-every", type=int, default=50, metavar="STEPS", help="with --tensorboard: log the loss every this many steps")
+    trn.add_argument(
+        "--wait", action="store_true", help="if another process trains in --run-dir, wait for it instead of failing"
+    )
+    trn.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log to TensorBoard under <run-dir>/tensorboard (needs the tensorboard package)",
+    )
+    trn.add_argument(
+        "--log-every",
+        type=int,
+        default=50,
+        metavar="STEPS",
+        help="with --tensorboard: log the loss every this many steps",
+    )
     _add_config_arguments(trn)
-    plt = sub.add_parser("plot", help="draw the training curves of runs side by side (loss, projection std, AUC, RankMe, kNN)", formatter_class=fmt)
+    plt = sub.add_parser(
+        "plot",
+        help="draw the training curves of runs side by side (loss, projection std, AUC, RankMe, kNN)",
+        formatter_class=fmt,
+    )
     plt.add_argument("run_dirs", nargs="+", help="run directories written by `train` or `reproduce` (under <out>/runs)")
     plt.add_argument("--out", default="curves", help="file name without extension: writes <out>.png and <out>.pdf")
     return parser
 
 def main(argv=None):
-    "Entry point of the `simsiam-collapse` command. A user's mistake exits with status 2 and one message (SIMSIAM_COLLAPSE_DEBUG=1: a traceback)."
+    """Entry point of the `simsiam-collapse` command. A user's mistake exits with status 2 and one message
+    (SIMSIAM_COLLAPSE_DEBUG=1: a traceback)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    command = {"data": _data_command, "train": _train_command, "reproduce": _reproduce_command, "plot": _plot_command}[args.command]
+    command = {"data": _data_command, "train": _train_command, "reproduce": _reproduce_command, "plot": _plot_command}[
+        args.command
+    ]
     try: return command(args)
     except USER_ERRORS as e:
         if os.environ.get("SIMSIAM_COLLAPSE_DEBUG"): raise

@@ -23,7 +23,8 @@ __all__ = ['REFERENCE_DIR', 'OFFICIAL_AUC', 'OFFICIAL_AUC_SQUARED', 'FLOAT32_FLO
 def _to_tensor(x) -> torch.Tensor:
     "A float64 torch tensor from a tensor or array (kept on its device)."
     if isinstance(x, np.ndarray): x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor): raise TypeError(f"Expected a torch tensor or numpy array, got {type(x).__name__}.")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"Expected a torch tensor or numpy array, got {type(x).__name__}.")
     return x.detach().to(torch.float64)
 
 def _check_finite(x, what="Features"):
@@ -36,8 +37,11 @@ def _check_features(x):
     if x.ndim != 2: raise ValueError(f"Features must be a 2-d N x d matrix, got shape {tuple(x.shape)}.")
     if len(x) < 2: raise ValueError(f"Need at least 2 feature vectors to measure a spectrum, got {len(x)}.")
     if len(x) < x.shape[1]:
-        warnings.warn(f"Only {len(x)} feature vectors for {x.shape[1]} dimensions: at least {x.shape[1] - len(x) + 1} singular "
-                      f"values are zero whatever the model, so the spectrum says little. Measure on more images.", stacklevel=3)
+        warnings.warn(
+            f"Only {len(x)} feature vectors for {x.shape[1]} dimensions: at least {x.shape[1] - len(x) + 1} singular "
+            f"values are zero whatever the model, so the spectrum says little. Measure on more images.",
+            stacklevel=3,
+        )
     return _check_finite(x)
 
 def _pad_to(s, d):
@@ -45,7 +49,8 @@ def _pad_to(s, d):
     return torch.cat([s, s.new_zeros(d - len(s))]) if len(s) < d else s
 
 def singular_values(features, center=True, normalize=False) -> torch.Tensor:
-    "The d singular values (descending, float64) of the N x d `features`, column-centred; rows L2-normalised first if `normalize`."
+    """The d singular values (descending, float64) of the N x d `features`, column-centred; rows L2-normalised first if
+    `normalize`."""
     x = _check_features(_to_tensor(features))
     if normalize: x = torch.nn.functional.normalize(x, dim=1)
     if center: x = x - x.mean(0, keepdim=True)
@@ -60,7 +65,8 @@ def cumulative_explained_variance(s, power=1) -> torch.Tensor:
     return torch.cumsum(s.sort(descending=True).values, 0) / s.sum()
 
 def collapse_auc(s, power=1) -> float:
-    "Area under the cumulative explained variance, (1/d) sum_j c_j: about 0.5 flat, 1 for rank one or none. Higher = more collapsed."
+    """Area under the cumulative explained variance, (1/d) sum_j c_j: about 0.5 flat, 1 for rank one or none. Higher =
+    more collapsed."""
     return cumulative_explained_variance(s, power).mean().item()
 
 # %% ../nbs/04_collapse.ipynb #5b2d7bce
@@ -102,15 +108,24 @@ class SpectrumAccumulator:
         return self
 
     def singular_values(self, center=None) -> torch.Tensor:
-        "Singular values, descending (float64, on the CPU); `center` overrides the accumulator's setting (e.g. for RankMe)."
+        """Singular values, descending (float64, on the CPU); `center` overrides the accumulator's setting (e.g. for
+        RankMe)."""
         if self.n < 2: raise ValueError(f"Need at least 2 feature vectors, got {self.n}.")
         center = self.center if center is None else center
         d = self.gram.shape[0]
         if self.n < d:
-            warnings.warn(f"Only {self.n} feature vectors for {d} dimensions: the spectrum says little. Measure on more images.", stacklevel=2)
+            warnings.warn(
+                f"Only {self.n} feature vectors for {d} dimensions: the spectrum says little. Measure on more images.",
+                stacklevel=2,
+            )
         if center: scatter = self.gram - torch.outer(self.sum, self.sum) / self.n
         else:  # the scatter of the raw features: add back the shift taken off every row
-            scatter = self.gram + torch.outer(self.shift, self.sum) + torch.outer(self.sum, self.shift) + self.n * torch.outer(self.shift, self.shift)
+            scatter = (
+                self.gram
+                + torch.outer(self.shift, self.sum)
+                + torch.outer(self.sum, self.shift)
+                + self.n * torch.outer(self.shift, self.shift)
+            )
         eig = torch.linalg.eigvalsh((scatter + scatter.T) / 2)
         return eig.clamp_min(0).sqrt().flip(0).cpu()
 
@@ -125,7 +140,8 @@ def rankme(s, eps=1e-7) -> float:
 def collapse_measures(features) -> dict:
     """The AUC (centred singular values, the paper's definition) and RankMe (uncentred ones, as published) of N x d
     `features` or of a `SpectrumAccumulator` fed with them, with the centred `spectrum`."""
-    if isinstance(features, SpectrumAccumulator): s, raw = features.singular_values(center=True), features.singular_values(center=False)
+    if isinstance(features, SpectrumAccumulator):
+        s, raw = features.singular_values(center=True), features.singular_values(center=False)
     else: s, raw = singular_values(features), singular_values(features, center=False)
     return dict(auc=collapse_auc(s), rankme=rankme(raw), feature_dim=len(s), spectrum=s)
 
@@ -138,7 +154,8 @@ def std_of_l2_normalized(z) -> float:
 FLOAT32_FLOOR = 1e-7  # relative to the largest singular value: the resolution of float32 features
 
 def plot_spectra(spectra: dict, kind="singular", ax=None, title=None, cmap="viridis"):
-    "Draw `spectra` ({label: singular values}) as `kind`: 'singular' (log y), 'normalized' (s_i / s_1, log y) or 'cumulative'."
+    """Draw `spectra` ({label: singular values}) as `kind`: 'singular' (log y), 'normalized' (s_i / s_1, log y) or
+    'cumulative'."""
     import matplotlib.pyplot as plt
     kinds = ("singular", "normalized", "cumulative")
     if kind not in kinds: raise ValueError(f"Unknown kind {kind!r}. Valid: {', '.join(kinds)}.")
@@ -147,12 +164,19 @@ def plot_spectra(spectra: dict, kind="singular", ax=None, title=None, cmap="viri
     for (label, s), color in zip(spectra.items(), colors):
         s = _to_tensor(s).cpu()
         y = {"singular": s, "normalized": s / s[0], "cumulative": cumulative_explained_variance(s)}[kind]
-        if kind != "cumulative":  # below 1e-7 of the largest value a float32 spectrum is rounding noise: draw it at that floor
+        # below 1e-7 of the largest value a float32 spectrum is rounding noise: draw it at that floor
+        if kind != "cumulative":
             y = y.clamp_min(FLOAT32_FLOOR * (s[0] if kind == "singular" else 1))
         ax.plot(np.arange(1, len(s) + 1), y.numpy(), label=str(label), color=color)
     if kind != "cumulative": ax.set_yscale("log")
     ax.set_xlabel("index i of singular value")
-    ax.set_ylabel({"singular": "singular value $s_i$", "normalized": "$s_i / s_1$", "cumulative": "cumulative explained variance $c_i$"}[kind])
+    ax.set_ylabel(
+        {
+            "singular": "singular value $s_i$",
+            "normalized": "$s_i / s_1$",
+            "cumulative": "cumulative explained variance $c_i$",
+        }[kind]
+    )
     if title: ax.set_title(title)
     ax.legend(fontsize=7)
     return ax

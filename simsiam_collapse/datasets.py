@@ -116,8 +116,10 @@ class ImageDataset:
         for start in range(0, len(indices), batch_size): yield self.batch(indices[start:start + batch_size])
 
     def class_balanced_subset(self, n, seed=0) -> ImageDataset:
-        "A fixed subset of `n` images with the classes in their proportions (stratified, seeded), in the original order."
-        if not (isinstance(n, int) and 2 <= n <= len(self)): raise ValueError(f"n={n!r} is not valid: an integer between 2 and {len(self)}.")
+        """A fixed subset of `n` images with the classes in their proportions (stratified, seeded), in the original
+        order."""
+        if not (isinstance(n, int) and 2 <= n <= len(self)):
+            raise ValueError(f"n={n!r} is not valid: an integer between 2 and {len(self)}.")
         if n == len(self): return self
         idx = np.sort(_stratified_split(self.labels.numpy(), "train", test_size=len(self) - n, seed=seed))
         return ImageDataset(self.images[idx], self.labels[idx], self.classes, self.name, self.split,
@@ -200,12 +202,19 @@ def scan_image_folder(folder):
     return files, labels, classes
 
 def resize_center_crop(x, size, resize=None):
-    "Resize the shorter side of a float N x C x H x W batch to `resize` (default `size`), then crop the centre `size` x `size`."
+    """Resize the shorter side of a float N x C x H x W batch to `resize` (default `size`), then crop the centre `size`
+    x `size`."""
     resize = resize or size
     h, w = x.shape[-2:]
     if (h, w) == (size, size): return x
     s = resize / min(h, w)
-    x = F.interpolate(x, size=(max(resize, round(h * s)), max(resize, round(w * s))), mode="bilinear", antialias=True, align_corners=False)
+    x = F.interpolate(
+        x,
+        size=(max(resize, round(h * s)), max(resize, round(w * s))),
+        mode="bilinear",
+        antialias=True,
+        align_corners=False,
+    )
     top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
     return x[..., top:top + size, left:left + size]
 
@@ -236,7 +245,8 @@ def decode_folder(folder, channels=3, image_size=None, cache=True, desc=None):
     if cache and path.exists():
         try:
             saved = torch.load(path, weights_only=True)
-            if len(saved["images"]) == len(saved["labels"]) == len(files): return saved["images"], saved["labels"], saved["classes"]
+            if len(saved["images"]) == len(saved["labels"]) == len(files):
+                return saved["images"], saved["labels"], saved["classes"]
             problem = f"it holds {len(saved['labels'])} images for {len(files)} files"
         except Exception as e: problem = f"{type(e).__name__}: {str(e)[:120]}"
         warnings.warn(f"The decode cache {path} is unreadable ({problem}): it is deleted and rebuilt from {folder}.")
@@ -261,7 +271,8 @@ def decode_folder(folder, channels=3, image_size=None, cache=True, desc=None):
 
 # %% ../nbs/00_datasets.ipynb #decb35c1
 def squash(img, size):
-    "Resize a whole uint8 C x H x W image to `size` x `size` (aspect ratio not kept: the crop geometry keeps the original shape)."
+    """Resize a whole uint8 C x H x W image to `size` x `size` (aspect ratio not kept: the crop geometry keeps the
+    original shape)."""
     if img.shape[-2:] == (size, size): return img
     x = F.interpolate(img[None].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x[0].round().clamp(0, 255).to(torch.uint8)
@@ -278,23 +289,33 @@ def image_sizes(files, cache=True) -> torch.Tensor:
         try:
             with Image.open(f) as im: return im.size[1], im.size[0]
         except Exception as e: raise ImageReadError(f"Cannot read image {f}: {e}") from e
-    with ThreadPoolExecutor(decode_threads()) as pool: sizes = torch.tensor(list(pool.map(size_of, files)), dtype=torch.int64)
+
+    with ThreadPoolExecutor(decode_threads()) as pool:
+        sizes = torch.tensor(list(pool.map(size_of, files)), dtype=torch.int64)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp"); torch.save(sizes, tmp); os.replace(tmp, path)
     return sizes
 
 class _FolderImages(torch.utils.data.Dataset):
-    def __init__(self, files, channels, image_size): self.files, self.channels, self.image_size = files, channels, image_size
+    def __init__(self, files, channels, image_size):
+        self.files, self.channels, self.image_size = files, channels, image_size
     def __len__(self): return len(self.files)
     def __getitem__(self, i): return squash(read_image(self.files[i], self.channels), self.image_size)
 
 class StreamingImageFolder:
-    "An ImageFolder too large for memory: whole images decoded batch by batch to `image_size` squares, with their original `sizes`."
+    """An ImageFolder too large for memory: whole images decoded batch by batch to `image_size` squares, with their
+    original `sizes`."""
     def __init__(self, folder, name, split, image_size=256, channels=3, num_workers=None):
         self.files, labels, self.classes = scan_image_folder(folder)
         self.labels = torch.tensor(labels, dtype=torch.long)
-        self.name, self.split, self.source, self.channels, self.image_size = name, split, str(folder), channels, image_size
+        self.name, self.split, self.source, self.channels, self.image_size = (
+            name,
+            split,
+            str(folder),
+            channels,
+            image_size,
+        )
         self.mean, self.std = NORMALIZATION["imagenet"] if channels == 3 else ((0.5,), (0.25,))
         self.num_workers = decode_threads() if num_workers is None else num_workers
         self._images = _FolderImages(self.files, channels, image_size)
@@ -319,11 +340,21 @@ class StreamingImageFolder:
         for idx, imgs in zip(sampler, loader): yield imgs, self.labels[idx]
 
     def describe(self):
-        return dict(name=self.name, split=self.split, source=self.source, n=len(self), streamed=True,
-                    shape=[self.channels, self.image_size, self.image_size], stored="whole image squashed to a square; crops drawn in original pixels",
-                    classes=len(self.classes), mean=list(self.mean), std=list(self.std))
+        return dict(
+            name=self.name,
+            split=self.split,
+            source=self.source,
+            n=len(self),
+            streamed=True,
+            shape=[self.channels, self.image_size, self.image_size],
+            stored="whole image squashed to a square; crops drawn in original pixels",
+            classes=len(self.classes),
+            mean=list(self.mean),
+            std=list(self.std),
+        )
 
-    def __repr__(self): return f"StreamingImageFolder({self.name!r}, split={self.split!r}, n={len(self)}, source={self.source!r})"
+    def __repr__(self):
+        return f"StreamingImageFolder({self.name!r}, split={self.split!r}, n={len(self)}, source={self.source!r})"
 
 # %% ../nbs/00_datasets.ipynb #16ca794c
 def _split_folder(root, split):
@@ -335,7 +366,8 @@ def _load_imagefolder(name, split, image_size=None, channels=3, stream=None, max
     tried = _split_folder(root, split)
     folder = next((p for p in tried if p.is_dir()), None)
     if folder is None: raise _not_found(name, tried)
-    if stream is None: stream = sum(1 for _ in folder.rglob("*") if _.suffix.lower() in IMAGE_EXTENSIONS) > max_in_memory
+    if stream is None:
+        stream = sum(1 for _ in folder.rglob("*") if _.suffix.lower() in IMAGE_EXTENSIONS) > max_in_memory
     if stream: return StreamingImageFolder(folder, name, split, image_size or 256, channels)
     images, labels, classes = decode_folder(folder, channels, image_size)
     mean, std = NORMALIZATION["imagenet"] if channels == 3 else (None, None)
@@ -343,7 +375,8 @@ def _load_imagefolder(name, split, image_size=None, channels=3, stream=None, max
 
 @functools.lru_cache(maxsize=4)
 def _decoded_in_process(folder, cache, desc):
-    "`decode_folder` once per process: training and evaluation in one worker read CIFAR-10 once (scanning 60,000 files takes seconds)."
+    """`decode_folder` once per process: training and evaluation in one worker read CIFAR-10 once (scanning 60,000 files
+    takes seconds)."""
     return decode_folder(Path(folder), desc=desc)
 
 def _load_cifar(name, split, data_root, download):
@@ -352,7 +385,9 @@ def _load_cifar(name, split, data_root, download):
     mean, std = NORMALIZATION[name]
     for folder in tried:
         if folder.is_dir():
-            images, labels, classes = _decoded_in_process(str(folder.resolve()), str(cache_dir()), f"decoding {name} {split} (once; cached)")
+            images, labels, classes = _decoded_in_process(
+                str(folder.resolve()), str(cache_dir()), f"decoding {name} {split} (once; cached)"
+            )
             return ImageDataset(images, labels, classes, name, split, f"{folder} (JPEG ImageFolder)", mean, std)
     import torchvision
     tv_cls, tv_dir = (torchvision.datasets.CIFAR10, "cifar-10-batches-py") if name == "cifar10" else \
@@ -366,7 +401,16 @@ def _load_cifar(name, split, data_root, download):
         raise _not_found(name, tried, f"the torchvision download failed ({type(e).__name__}: {e}); "
                                       f"this machine may be offline") from None
     images = torch.from_numpy(np.asarray(tv.data)).permute(0, 3, 1, 2).contiguous()
-    return ImageDataset(images, torch.tensor(tv.targets), list(tv.classes), name, split, f"{root/tv_dir} (torchvision files)", mean, std)
+    return ImageDataset(
+        images,
+        torch.tensor(tv.targets),
+        list(tv.classes),
+        name,
+        split,
+        f"{root / tv_dir} (torchvision files)",
+        mean,
+        std,
+    )
 
 # %% ../nbs/00_datasets.ipynb #e7d15073
 _OPTIONS = {"fake": ("image_size", "channels", "num_classes", "num_samples", "seed", "noise"),
@@ -378,18 +422,23 @@ def _check_options(name, options):
     allowed = _OPTIONS.get(kind, ())
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        valid = f"it takes {', '.join(allowed)}" if allowed else "it takes none (the crop size of training is TrainConfig.image_size)"
+        valid = (
+            f"it takes {', '.join(allowed)}"
+            if allowed
+            else "it takes none (the crop size of training is TrainConfig.image_size)"
+        )
         raise ValueError(f"Data set {name!r} does not take the option(s) {', '.join(unknown)}: {valid}.")
     for key in ("image_size", "channels", "num_classes", "num_samples", "max_in_memory"):
         v = options.get(key)
         if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
             raise ValueError(f"{key}={v!r} is not valid for {name!r}: a positive integer.")
-    if options.get("channels") not in (None, 1, 3): raise ValueError(f"channels={options['channels']!r} is not valid: 1 or 3.")
+    if options.get("channels") not in (None, 1, 3):
+        raise ValueError(f"channels={options['channels']!r} is not valid: 1 or 3.")
 
 def load_dataset(name, split="train", data_root=None, download=None, **options):
-    """Load split `split` of data set `name` (one of `DATASET_NAMES`) as an `ImageDataset`.
-    `download=None` allows a download only when `$SIMSIAM_COLLAPSE_DOWNLOAD=1`. Options: `fake` takes
-    `image_size, channels, num_classes, num_samples, seed, noise`; `imagefolder:<path>` takes `image_size, channels, stream`."""
+    """Load split `split` of data set `name` (one of `DATASET_NAMES`) as an `ImageDataset`. `download=None` allows a
+    download only when `$SIMSIAM_COLLAPSE_DOWNLOAD=1`. Options: `fake` takes `image_size, channels, num_classes,
+    num_samples, seed, noise`; `imagefolder:<path>` takes `image_size, channels, stream`."""
     _check_name(name)
     split = _check_split(split)
     _check_options(name, options)

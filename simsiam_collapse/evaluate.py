@@ -30,7 +30,8 @@ def default_device(device=None) -> torch.device:
 @torch.no_grad()
 def extract_features(backbone, ds, batch_size=512, device=None, image_size=None, indices=None,
                      accumulator: SpectrumAccumulator | None = None, keep=True, progress=True):
-    "Pooled features of `ds` (eval mode, evaluation transform) as an N x d float32 CPU tensor; also fed to `accumulator`."
+    """Pooled features of `ds` (eval mode, evaluation transform) as an N x d float32 CPU tensor; also fed to
+    `accumulator`."""
     device = default_device(device)
     was_training = backbone.training
     backbone.eval()
@@ -41,7 +42,8 @@ def extract_features(backbone, ds, batch_size=512, device=None, image_size=None,
         bar = tqdm(total=n, desc="features", unit="img", disable=not progress, leave=False)
         order = torch.arange(len(ds)) if indices is None else torch.as_tensor(indices)
         for start, (images, _) in zip(range(0, n, batch_size), ds.batches(batch_size, indices)):
-            sizes = ds.sizes[order[start:start + len(images)]] if hasattr(ds, "sizes") else None  # streamed: whole images as squares
+            # streamed: whole images as squares
+            sizes = ds.sizes[order[start:start + len(images)]] if hasattr(ds, "sizes") else None
             x = eval_transform(images.to(device, non_blocking=True), image_size, ds.mean, ds.std, sizes=sizes)
             f = backbone(x.contiguous(memory_format=torch.channels_last)).float()
             if accumulator is not None: accumulator.update(f)
@@ -63,7 +65,8 @@ def knn_k(bank_size) -> int:
 @torch.no_grad()
 def knn_predict(train_features, train_labels, test_features, k=KNN_K_AT_50K, temperature=KNN_TEMPERATURE, weighted=True,
                 num_classes=None, chunk_size=1024) -> torch.Tensor:
-    "Predicted labels of `test_features` by a (weighted) k-nearest-neighbour vote over `train_features`, cosine similarity."
+    """Predicted labels of `test_features` by a (weighted) k-nearest-neighbour vote over `train_features`, cosine
+    similarity."""
     if k < 1: raise ValueError(f"k must be at least 1, got {k}.")
     bank = F.normalize(torch.as_tensor(train_features).float(), dim=1)
     labels = torch.as_tensor(train_labels).long().to(bank.device)
@@ -91,8 +94,23 @@ class ProbeResult:
     protocol: str
     history: list = field(default_factory=list)  # accuracy after each epoch
 
-def _train_probe(features_of, train_labels, evaluate, dim, num_classes, epochs, batch_size, lr, lars, seed, device, protocol, progress):
-    "The probe's optimisation, shared by both protocols: `features_of(indices, epoch)` gives a training batch's features."
+def _train_probe(
+    features_of,
+    train_labels,
+    evaluate,
+    dim,
+    num_classes,
+    epochs,
+    batch_size,
+    lr,
+    lars,
+    seed,
+    device,
+    protocol,
+    progress,
+):
+    """The probe's optimisation, shared by both protocols: `features_of(indices, epoch)` gives a training batch's
+    features."""
     g = torch.Generator().manual_seed(seed)
     head = nn.Linear(dim, num_classes).to(device)
     nn.init.normal_(head.weight, std=0.01); nn.init.zeros_(head.bias)
@@ -112,7 +130,8 @@ def _train_probe(features_of, train_labels, evaluate, dim, num_classes, epochs, 
 
 def linear_probe_on_features(train_features, train_labels, test_features, test_labels, epochs=100, batch_size=256,
                              lr=None, lars=False, standardize=True, seed=0, device=None, progress=True) -> ProbeResult:
-    "Fast probe on fixed features (CPU scale): the paper's linear head and cosine schedule, standardised features, no augmentation."
+    """Fast probe on fixed features (CPU scale): the paper's linear head and cosine schedule, standardised features, no
+    augmentation."""
     device = default_device(device)
     xtr, xte = torch.as_tensor(train_features).float().to(device), torch.as_tensor(test_features).float().to(device)
     if standardize:
@@ -122,17 +141,33 @@ def linear_probe_on_features(train_features, train_labels, test_features, test_l
     num_classes = int(max(ytr.max(), yte.max())) + 1
     @torch.no_grad()
     def evaluate(head): return 100 * (head(xte).argmax(1) == yte).float().mean().item()
-    return _train_probe(lambda idx, _: xtr[idx.to(device)], ytr, evaluate, xtr.shape[1], num_classes, epochs,
-                        batch_size, lr, lars, seed, device, "cached features" + (", standardised" if standardize else ""), progress)
+    return _train_probe(
+        lambda idx, _: xtr[idx.to(device)],
+        ytr,
+        evaluate,
+        xtr.shape[1],
+        num_classes,
+        epochs,
+        batch_size,
+        lr,
+        lars,
+        seed,
+        device,
+        "cached features" + (", standardised" if standardize else ""),
+        progress,
+    )
 
 def linear_probe(backbone, train_ds, test_ds, epochs=90, batch_size=256, lr=None, lars=True, seed=0, device=None,
                  image_size=None, progress=True) -> ProbeResult:
-    "The paper's probe: frozen backbone in eval mode, RandomResizedCrop + flip on training images, evaluation transform on test images."
+    """The paper's probe: frozen backbone in eval mode, RandomResizedCrop + flip on training images, evaluation
+    transform on test images."""
     device = default_device(device)
     backbone = backbone.to(device).eval()
     for p in backbone.parameters(): p.requires_grad_(False)
     size = image_size or train_ds.image_size
-    augment = BatchAugment(ViewRecipe(crop_scale=(0.08, 1.0), jitter_p=0, grayscale_p=0, blur_p=0), size, train_ds.mean, train_ds.std)
+    augment = BatchAugment(
+        ViewRecipe(crop_scale=(0.08, 1.0), jitter_p=0, grayscale_p=0, blur_p=0), size, train_ds.mean, train_ds.std
+    )
     g = torch.Generator().manual_seed(seed + 1)
     test_features = extract_features(backbone, test_ds, device=device, image_size=size, progress=False).to(device)
     yte = test_ds.labels.to(device)
@@ -140,7 +175,9 @@ def linear_probe(backbone, train_ds, test_ds, epochs=90, batch_size=256, lr=None
     def features_of(idx, _):
         images, _ = train_ds.batch(idx)
         if hasattr(train_ds, "sizes"):  # streamed: crops drawn in the original images' geometry
-            x = augment.apply(images.to(device), augment.sample(len(images), *train_ds.sizes[idx].unbind(1), generator=g))
+            x = augment.apply(
+                images.to(device), augment.sample(len(images), *train_ds.sizes[idx].unbind(1), generator=g)
+            )
         else: x = augment(images.to(device), g)
         return backbone(x.contiguous(memory_format=torch.channels_last)).float()
     @torch.no_grad()
@@ -171,4 +208,4 @@ def fit_accuracy_predictor(loss, auc, accuracy) -> AccuracyPredictor:
     hat = np.einsum("ij,ji->i", X, np.linalg.pinv(X))  # leverages h_ii
     loo_resid = resid / (1 - hat)
     sst = ((y - y.mean()) ** 2).sum()
-    return AccuracyPredictor(coef, 1 - (resid ** 2).sum() / sst, 1 - (loo_resid ** 2).sum() / sst, y - loo_resid, len(y))
+    return AccuracyPredictor(coef, 1 - (resid**2).sum() / sst, 1 - (loo_resid**2).sum() / sst, y - loo_resid, len(y))

@@ -24,9 +24,26 @@ import torch
 from .claims import CLAIMS, Check, check_to_dict, verdict
 from .collapse import OFFICIAL_AUC, SpectrumAccumulator, collapse_measures, save_figure
 from .datasets import DataNotFoundError, load_dataset
-from .evaluate import KNN_TEMPERATURE, default_device, extract_features, knn_accuracy, knn_k, linear_probe, linear_probe_on_features
-from .train import (TrainConfig, write_json, build_model, checkpoint_path, environment, last_checkpoint, read_metrics,
-                                    run_status, train)
+from simsiam_collapse.evaluate import (
+    KNN_TEMPERATURE,
+    default_device,
+    extract_features,
+    knn_accuracy,
+    knn_k,
+    linear_probe,
+    linear_probe_on_features,
+)
+from simsiam_collapse.train import (
+    TrainConfig,
+    write_json,
+    build_model,
+    checkpoint_path,
+    environment,
+    last_checkpoint,
+    read_metrics,
+    run_status,
+    train,
+)
 
 # %% auto #0
 __all__ = ['PAPER_E1', 'PAPER_TABLE2', 'PAPER_SWITCH', 'PAPER_E9', 'PAPER_AUC_BY_FRACTION', 'SCALES', 'PAPER_SETTINGS',
@@ -57,58 +74,168 @@ class Scale:
     seeds: tuple = (0,)  # seeds where the paper shows a std (Table 2)
     eval_train_size: int | None = None  # training images for the final AUC / probe (None: all)
     fallback_dataset: str | None = None
-    method_train: dict = field(default_factory=dict)  # method -> TrainConfig fields for that method only (e.g. SimSiam's lr)
-    threads: int | None = None  # torch threads per training run (CPU scales: 1, so results do not depend on --jobs); None: torch's default
-    fractions: tuple = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)  # E2/E3's data fractions: the paper's, where the smallest subset holds a few batches
-    switch_points: tuple = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # E9's hybrid switch points (fractions of the epochs); single-pass runs keep them
+    # method -> TrainConfig fields for that method only (e.g. SimSiam's lr)
+    method_train: dict = field(default_factory=dict)
+    # torch threads per training run (CPU scales: 1, so results do not depend on --jobs); None: torch's default
+    threads: int | None = None
+    # E2/E3's data fractions: the paper's, where the smallest subset holds a few batches
+    fractions: tuple = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
+    # E9's hybrid switch points (fractions of the epochs); single-pass runs keep them
+    switch_points: tuple = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 SCALES = {
-    "smoke": Scale("smoke", "digits", dict(width=4, epochs=2, chunks=2, batch_size=128, proj_hidden_dim=32, proj_dim=32,
-                                             pred_hidden_dim=16, probe_size=300, eval_every=1), probe_epochs=5, seeds=(0, 1),
-                   threads=1, fractions=(0.1, 0.2, 0.5, 1.0), switch_points=(0.0, 0.5, 1.0)),
-    # mini: chosen by nbs/paper/mini_scale_study.ipynb. 8,192 CIFAR-10 images (16 px crops, width-8 ResNets), 16 epochs of 64 steps
-    # of 128 pairs: 16 chunks of 512 images (4 batches) keep the paper's one chunk per epoch without a chunk smaller than a few
-    # batches; weight decay 1e-3 at base lr 0.5 stands in for the paper's 500 times more steps (accumulated decay lr x wd x steps).
-    "mini": Scale("mini", "cifar10", dict(train_images=8192, width=8, image_size=16, epochs=16, batch_size=128, proj_hidden_dim=256,
-                                            proj_dim=256, pred_hidden_dim=64, probe_size=2000, eval_every=4, checkpoint_every=2),
-                  probe_epochs=30, seeds=(0, 1, 2), eval_train_size=10000, threads=1, fractions=(0.0625, 0.125, 0.25, 0.5, 1.0),
-                  switch_points=(0.0, 0.25, 0.4, 0.5, 0.75, 1.0),
-                  method_train={"simsiam": dict(base_lr=0.5, weight_decay=1e-3),
-                                "byol": dict(optimizer="sgd", base_lr=0.5, weight_decay=5e-4, warmup_epochs=0)}),
-    # mini-mnist: the embedded digits, for a machine without CIFAR-10 and without a network; the first mini, with the study's
-    # weight decay. The digits are too easy for the data-size and ordering effects (the study): a check of the pipeline on real images.
-    "mini-mnist": Scale("mini-mnist", "mnist5k", dict(width=8, image_size=16, epochs=40, chunks=3, batch_size=256, proj_hidden_dim=256,
-                                                        proj_dim=256, pred_hidden_dim=64, probe_size=2000, eval_every=5, checkpoint_every=8),
-                        probe_epochs=30, seeds=(0, 1, 2), threads=1, fractions=(0.3, 0.5, 1.0),
-                        method_train={"simsiam": dict(base_lr=0.5, weight_decay=1e-3),
-                                      "byol": dict(optimizer="sgd", base_lr=0.5, weight_decay=5e-4, warmup_epochs=0)}),
-    "gpu": Scale("gpu", "cifar10", dict(width=64, epochs=100, chunks=25, batch_size=256, probe_size=5000, eval_every=10, checkpoint_every=20),
-                 probe="paper", probe_epochs=90, seeds=(0, 1, 2), fractions=(0.05, 0.1, 0.2, 0.5, 1.0)),
-    "paper": Scale("paper", "imagefolder:/data/imagenet", dict(width=64, stem="imagenet", epochs=100, batch_size=256, image_size=224,
-                                                                probe_size=10000, eval_every=10, checkpoint_every=20),
-                   probe="paper", probe_epochs=90, seeds=(0, 1, 2)),
+    "smoke": Scale(
+        "smoke",
+        "digits",
+        dict(
+            width=4,
+            epochs=2,
+            chunks=2,
+            batch_size=128,
+            proj_hidden_dim=32,
+            proj_dim=32,
+            pred_hidden_dim=16,
+            probe_size=300,
+            eval_every=1,
+        ),
+        probe_epochs=5,
+        seeds=(0, 1),
+        threads=1,
+        fractions=(0.1, 0.2, 0.5, 1.0),
+        switch_points=(0.0, 0.5, 1.0),
+    ),
+    # mini: chosen by nbs/paper/mini_scale_study.ipynb. 8,192 CIFAR-10 images (16 px crops, width-8 ResNets), 16 epochs
+    # of 64 steps of 128 pairs: 16 chunks of 512 images (4 batches) keep the paper's one chunk per epoch without a chunk
+    # smaller than a few batches; weight decay 1e-3 at base lr 0.5 stands in for the paper's 500 times more steps
+    # (accumulated decay lr x wd x steps).
+    "mini": Scale(
+        "mini",
+        "cifar10",
+        dict(
+            train_images=8192,
+            width=8,
+            image_size=16,
+            epochs=16,
+            batch_size=128,
+            proj_hidden_dim=256,
+            proj_dim=256,
+            pred_hidden_dim=64,
+            probe_size=2000,
+            eval_every=4,
+            checkpoint_every=2,
+        ),
+        probe_epochs=30,
+        seeds=(0, 1, 2),
+        eval_train_size=10000,
+        threads=1,
+        fractions=(0.0625, 0.125, 0.25, 0.5, 1.0),
+        switch_points=(0.0, 0.25, 0.4, 0.5, 0.75, 1.0),
+        method_train={
+            "simsiam": dict(base_lr=0.5, weight_decay=1e-3),
+            "byol": dict(optimizer="sgd", base_lr=0.5, weight_decay=5e-4, warmup_epochs=0),
+        },
+    ),
+    # mini-mnist: the embedded digits, for a machine without CIFAR-10 and without a network; the first mini, with the
+    # study's weight decay. The digits are too easy for the data-size and ordering effects (the study): a check of the
+    # pipeline on real images.
+    "mini-mnist": Scale(
+        "mini-mnist",
+        "mnist5k",
+        dict(
+            width=8,
+            image_size=16,
+            epochs=40,
+            chunks=3,
+            batch_size=256,
+            proj_hidden_dim=256,
+            proj_dim=256,
+            pred_hidden_dim=64,
+            probe_size=2000,
+            eval_every=5,
+            checkpoint_every=8,
+        ),
+        probe_epochs=30,
+        seeds=(0, 1, 2),
+        threads=1,
+        fractions=(0.3, 0.5, 1.0),
+        method_train={
+            "simsiam": dict(base_lr=0.5, weight_decay=1e-3),
+            "byol": dict(optimizer="sgd", base_lr=0.5, weight_decay=5e-4, warmup_epochs=0),
+        },
+    ),
+    "gpu": Scale(
+        "gpu",
+        "cifar10",
+        dict(width=64, epochs=100, chunks=25, batch_size=256, probe_size=5000, eval_every=10, checkpoint_every=20),
+        probe="paper",
+        probe_epochs=90,
+        seeds=(0, 1, 2),
+        fractions=(0.05, 0.1, 0.2, 0.5, 1.0),
+    ),
+    "paper": Scale(
+        "paper",
+        "imagefolder:/data/imagenet",
+        dict(
+            width=64,
+            stem="imagenet",
+            epochs=100,
+            batch_size=256,
+            image_size=224,
+            probe_size=10000,
+            eval_every=10,
+            checkpoint_every=20,
+        ),
+        probe="paper",
+        probe_epochs=90,
+        seeds=(0, 1, 2),
+    ),
 }
 
-PAPER_SETTINGS = dict(  # SimSiam as the paper trained it on ImageNet (the official code's defaults where the paper is silent)
-    data="ImageNet, 1.28M images, 224 px crops", backbone="torchvision ResNet-18/34/50, ImageNet stem, full width (64)",
-    heads="projector 3 layers to 2048, predictor 2048-512-2048", batch_size=256, base_lr="0.05 x batch / 256, cosine per epoch, fixed predictor lr",
-    weight_decay=1e-4, epochs=100, chunks="100 chunks of 1 %", seeds=3, probe="LARS linear probe, 90 epochs, augmented, on all of ImageNet")
+# SimSiam as the paper trained it on ImageNet (the official code's defaults where the paper is silent)
+PAPER_SETTINGS = dict(
+    data="ImageNet, 1.28M images, 224 px crops",
+    backbone="torchvision ResNet-18/34/50, ImageNet stem, full width (64)",
+    heads="projector 3 layers to 2048, predictor 2048-512-2048",
+    batch_size=256,
+    base_lr="0.05 x batch / 256, cosine per epoch, fixed predictor lr",
+    weight_decay=1e-4,
+    epochs=100,
+    chunks="100 chunks of 1 %",
+    seeds=3,
+    probe="LARS linear probe, 90 epochs, augmented, on all of ImageNet",
+)
 
 def settings_table(names=("mini", "gpu", "paper")) -> str:
     "The paper's SimSiam settings beside each scale's, line by line (Markdown)."
     def of(scale, key):
         s = SCALES[scale]; t = {**s.train, **s.method_train.get("simsiam", {})}
-        cfg = TrainConfig(**{k: v for k, v in t.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}, dataset=s.dataset).resolved()
-        return {"data": f"{s.dataset}" + (f", {cfg.train_images} images" if cfg.train_images else "") + (f", {cfg.image_size} px crops" if cfg.image_size else ", crops of the stored size"),
-                "backbone": f"CIFAR-style ResNets, {cfg.stem} stem, width {cfg.width}" if cfg.stem == "cifar" else f"ResNets, {cfg.stem} stem, width {cfg.width}",
-                "heads": f"projector to {cfg.proj_dim or 2048}, predictor {cfg.proj_dim or 2048}-{cfg.pred_hidden_dim or 512}-{cfg.proj_dim or 2048}",
-                "batch_size": cfg.batch_size, "base_lr": f"{cfg.base_lr} x batch / 256, cosine per {cfg.lr_schedule}",
-                "weight_decay": cfg.weight_decay, "epochs": cfg.epochs,
-                "chunks": f"{cfg.chunks or cfg.epochs} chunks", "seeds": len(s.seeds),
-                "probe": f"{'LARS linear probe, augmented' if s.probe == 'paper' else 'linear probe on cached features'}, {s.probe_epochs} epochs"
-                         + (f", {s.eval_train_size} training images" if s.eval_train_size else "")}[key]
+        cfg = TrainConfig(
+            **{k: v for k, v in t.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}, dataset=s.dataset
+        ).resolved()
+        return {
+            "data": f"{s.dataset}"
+            + (f", {cfg.train_images} images" if cfg.train_images else "")
+            + (f", {cfg.image_size} px crops" if cfg.image_size else ", crops of the stored size"),
+            "backbone": f"CIFAR-style ResNets, {cfg.stem} stem, width {cfg.width}"
+            if cfg.stem == "cifar"
+            else f"ResNets, {cfg.stem} stem, width {cfg.width}",
+            "heads": f"projector to {cfg.proj_dim or 2048}, "
+            f"predictor {cfg.proj_dim or 2048}-{cfg.pred_hidden_dim or 512}-{cfg.proj_dim or 2048}",
+            "batch_size": cfg.batch_size,
+            "base_lr": f"{cfg.base_lr} x batch / 256, cosine per {cfg.lr_schedule}",
+            "weight_decay": cfg.weight_decay,
+            "epochs": cfg.epochs,
+            "chunks": f"{cfg.chunks or cfg.epochs} chunks",
+            "seeds": len(s.seeds),
+            "probe": ("LARS linear probe, augmented" if s.probe == "paper" else "linear probe on cached features")
+            + f", {s.probe_epochs} epochs"
+            + (f", {s.eval_train_size} training images" if s.eval_train_size else ""),
+        }[key]
     rows = ["| setting | paper | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
-    rows += [f"| {k.replace('_', ' ')} | {v} | " + " | ".join(str(of(n, k)) for n in names) + " |" for k, v in PAPER_SETTINGS.items()]
+    rows += [
+        f"| {k.replace('_', ' ')} | {v} | " + " | ".join(str(of(n, k)) for n in names) + " |"
+        for k, v in PAPER_SETTINGS.items()
+    ]
     return "\n".join(rows)
 
 def scale_table() -> str:
@@ -116,18 +243,25 @@ def scale_table() -> str:
     rows = ["| scale | data | training | final probe | seeds |", "|---|---|---|---|---|"]
     for s in SCALES.values():
         t = ", ".join([f"{k}={v}" for k, v in s.train.items()] + [f"{m}: {o}" for m, o in s.method_train.items()])
-        rows.append(f"| {s.name} | {s.dataset}{' (else ' + s.fallback_dataset + ')' if s.fallback_dataset else ''} | {t} | "
-                    f"{s.probe}, {s.probe_epochs} epochs | {len(s.seeds)} |")
+        rows.append(
+            f"| {s.name} | {s.dataset}{' (else ' + s.fallback_dataset + ')' if s.fallback_dataset else ''} | {t} | "
+            f"{s.probe}, {s.probe_epochs} epochs | {len(s.seeds)} |"
+        )
     return "\n".join(rows)
 
 # %% ../nbs/10_experiments.ipynb #dd31a87b
 def canonical(cfg: TrainConfig) -> TrainConfig:
-    """The same run under one name: a subset of 100 % is multiple pass; a hybrid switching at 0 or at the end is multiple or
-    single pass; a chunk count that changes no batch (one chunk per epoch, or an ordering without chunks) is dropped."""
-    if cfg.ordering == "subset" and cfg.fraction == 1.0: cfg = dataclasses.replace(cfg, ordering="multiple_pass")
-    elif cfg.ordering == "hybrid" and cfg.switch_epoch == 0: cfg = dataclasses.replace(cfg, ordering="multiple_pass", switch_epoch=None, init_from=None)
-    elif cfg.ordering == "hybrid" and cfg.switch_epoch == cfg.epochs: cfg = dataclasses.replace(cfg, ordering="single_pass", switch_epoch=None, init_from=None)
-    if cfg.chunks is not None and (cfg.chunks == cfg.epochs or cfg.ordering in ("multiple_pass", "subset")): cfg = dataclasses.replace(cfg, chunks=None)
+    """The same run under one name: a subset of 100 % is multiple pass; a hybrid switching at 0 or at the end is
+    multiple or single pass; a chunk count that changes no batch (one chunk per epoch, or an ordering without chunks) is
+    dropped."""
+    if cfg.ordering == "subset" and cfg.fraction == 1.0:
+        cfg = dataclasses.replace(cfg, ordering="multiple_pass")
+    elif cfg.ordering == "hybrid" and cfg.switch_epoch == 0:
+        cfg = dataclasses.replace(cfg, ordering="multiple_pass", switch_epoch=None, init_from=None)
+    elif cfg.ordering == "hybrid" and cfg.switch_epoch == cfg.epochs:
+        cfg = dataclasses.replace(cfg, ordering="single_pass", switch_epoch=None, init_from=None)
+    if cfg.chunks is not None and (cfg.chunks == cfg.epochs or cfg.ordering in ("multiple_pass", "subset")):
+        cfg = dataclasses.replace(cfg, chunks=None)
     return cfg
 
 class RunStore:
@@ -136,12 +270,15 @@ class RunStore:
 
     @property
     def progress_file(self) -> Path:
-        "What `run_all` is doing, for a process watching from outside (reproduce's bar): beside the store, which holds only runs."
+        """What `run_all` is doing, for a process watching from outside (reproduce's bar): beside the store, which holds
+        only runs."""
         return self.root.with_name(self.root.name + ".progress.json")
 
     def path(self, cfg: TrainConfig) -> Path:
         cfg = canonical(cfg)
-        tag = {"subset": f"subset{cfg.fraction:g}", "hybrid": f"hybrid{cfg.switch_epoch}"}.get(cfg.ordering, cfg.ordering)
+        tag = {"subset": f"subset{cfg.fraction:g}", "hybrid": f"hybrid{cfg.switch_epoch}"}.get(
+            cfg.ordering, cfg.ordering
+        )
         return self.root/f"{cfg.method}-{cfg.backbone}-w{cfg.width}-{tag}-s{cfg.seed}-{cfg.key()}"
 
     def is_done(self, cfg) -> bool: return run_status(self.path(cfg)) == "done"
@@ -152,34 +289,41 @@ class RunStore:
         run_dir = self.path(cfg)
         if self.is_done(cfg): return run_dir
         if cfg.ordering == "hybrid" and cfg.init_from is None:  # start from the single-pass twin, training it if needed
-            keep = math.gcd(cfg.checkpoint_every, cfg.switch_epoch) or cfg.switch_epoch  # the twin must keep the switch epoch
+            # the twin must keep the switch epoch
+            keep = math.gcd(cfg.checkpoint_every, cfg.switch_epoch) or cfg.switch_epoch
             twin = dataclasses.replace(cfg, ordering="single_pass", switch_epoch=None, checkpoint_every=keep)
             cfg = dataclasses.replace(cfg, init_from=str(self.get(twin, progress)))
-        train(cfg, run_dir, resume=True, progress=progress, wait=True)  # another process on the run: wait, then find it finished
+        # another process on the run: wait, then find it finished
+        train(cfg, run_dir, resume=True, progress=progress, wait=True)
         return run_dir
 
     def finished(self) -> list[tuple[TrainConfig, Path]]:
         "Every finished run in the store."
         out = []
         for status in sorted(self.root.glob("*/status.json")):
-            if run_status(status.parent) == "done": out.append((TrainConfig.load(status.parent/"config.json"), status.parent))
+            if run_status(status.parent) == "done":
+                out.append((TrainConfig.load(status.parent / "config.json"), status.parent))
         return out
 
 # %% ../nbs/10_experiments.ipynb #1459367f
 EVAL_VERSION = 2  # 2: RankMe on uncentred features, kNN's k scaled to the bank
-EVAL_SUBSET_SEED = 2024  # which training images the final evaluation uses when it takes a subset: the same for every run
+# which training images the final evaluation uses when it takes a subset: the same for every run
+EVAL_SUBSET_SEED = 2024
 
 def load_backbone(run_dir, epoch=None, device="cpu"):
     "The backbone of `run_dir` after `epoch` epochs (default: the last checkpoint), and the run's config."
     cfg = TrainConfig.load(Path(run_dir)/"config.json")
     data = json.loads((Path(run_dir)/"data.json").read_text())
     model = build_model(cfg, data["train"]["shape"][0])
-    state = torch.load(checkpoint_path(run_dir, epoch or last_checkpoint(run_dir)), map_location="cpu", weights_only=False)
+    state = torch.load(
+        checkpoint_path(run_dir, epoch or last_checkpoint(run_dir)), map_location="cpu", weights_only=False
+    )
     model.load_state_dict(state["model"])
     return model.backbone.to(device).eval(), cfg
 
 def _eval_settings(run_dir, scale: Scale) -> dict:
-    "What a run's final measurements depend on besides the run: the probe protocol, the checkpoint measured, the code's version."
+    """What a run's final measurements depend on besides the run: the probe protocol, the checkpoint measured, the
+    code's version."""
     return dict(probe=scale.probe, probe_epochs=scale.probe_epochs, eval_train_size=scale.eval_train_size,
                 checkpoint=last_checkpoint(run_dir), version=EVAL_VERSION)
 
@@ -200,21 +344,42 @@ def evaluate_run(run_dir, scale: Scale, device="auto", data_root=None, progress=
     idx = None if scale.eval_train_size is None or scale.eval_train_size >= len(train_ds) else \
         np.sort(np.random.default_rng(EVAL_SUBSET_SEED).permutation(len(train_ds))[:scale.eval_train_size])
     acc = SpectrumAccumulator()
-    ftr = extract_features(backbone, train_ds, indices=idx, accumulator=acc, device=device, image_size=cfg.image_size, progress=progress)
+    ftr = extract_features(
+        backbone, train_ds, indices=idx, accumulator=acc, device=device, image_size=cfg.image_size, progress=progress
+    )
     fte = extract_features(backbone, test_ds, device=device, image_size=cfg.image_size, progress=progress)
     ytr = train_ds.labels if idx is None else train_ds.labels[idx]
     measures = collapse_measures(acc)
     np.save(run_dir/"spectrum.npy", measures["spectrum"].numpy())
     if scale.probe == "paper":
-        probe = linear_probe(backbone, train_ds, test_ds, epochs=scale.probe_epochs, device=device, image_size=cfg.image_size, progress=progress)
+        probe = linear_probe(
+            backbone,
+            train_ds,
+            test_ds,
+            epochs=scale.probe_epochs,
+            device=device,
+            image_size=cfg.image_size,
+            progress=progress,
+        )
     else:
-        probe = linear_probe_on_features(ftr, ytr, fte, test_ds.labels, epochs=scale.probe_epochs, device=device, progress=progress)
+        probe = linear_probe_on_features(
+            ftr, ytr, fte, test_ds.labels, epochs=scale.probe_epochs, device=device, progress=progress
+        )
     losses = [m["loss"] for m in read_metrics(run_dir) if "loss" in m]
     k = knn_k(len(ftr))
-    result = dict(settings=settings, auc=measures["auc"], rankme=measures["rankme"], feature_dim=measures["feature_dim"],
-                  knn=knn_accuracy(ftr, ytr, fte, test_ds.labels, k=k, temperature=KNN_TEMPERATURE), knn_k=k,
-                  accuracy=probe.final_accuracy, best_accuracy=probe.best_accuracy, probe_protocol=probe.protocol,
-                  loss=losses[-1], train_images_measured=len(ftr))
+    result = dict(
+        settings=settings,
+        auc=measures["auc"],
+        rankme=measures["rankme"],
+        feature_dim=measures["feature_dim"],
+        knn=knn_accuracy(ftr, ytr, fte, test_ds.labels, k=k, temperature=KNN_TEMPERATURE),
+        knn_k=k,
+        accuracy=probe.final_accuracy,
+        best_accuracy=probe.best_accuracy,
+        probe_protocol=probe.protocol,
+        loss=losses[-1],
+        train_images_measured=len(ftr),
+    )
     write_json(cache, result)
     return result
 
@@ -231,8 +396,11 @@ def _torch_threads(n):
     try: yield
     finally: torch.set_num_threads(before)
 
-def train_and_evaluate(store_root, cfg: TrainConfig, scale: Scale, device="auto", data_root=None, progress=False) -> str:
-    "Train (or reuse) `cfg` in the run store at `store_root` and measure it; the job of one worker. Returns the run directory."
+def train_and_evaluate(
+    store_root, cfg: TrainConfig, scale: Scale, device="auto", data_root=None, progress=False
+) -> str:
+    """Train (or reuse) `cfg` in the run store at `store_root` and measure it; the job of one worker. Returns the run
+    directory."""
     with _torch_threads(scale.threads):
         run_dir = RunStore(store_root).get(cfg, progress)
         evaluate_run(run_dir, scale, device, data_root)
@@ -247,11 +415,16 @@ def _say_progress(store, done, total, t0, what=None):
     left = f"; about {elapsed / done * (total - done) / 60:.1f} min left" if done < total else ""
     print(f"[{done}/{total}] {what} ({elapsed / 60:.1f} min{left})", flush=True)
 
-def run_all(store: RunStore, cfgs: list, scale: Scale, device="auto", data_root=None, jobs=None, progress=True) -> list[Path]:
-    """Train and evaluate every config of `cfgs` that is not finished and measured, `jobs` at a time (default: `default_jobs`),
-    single-pass runs before the hybrids that continue them; one line per finished run with the time left. Returns the run folders."""
+def run_all(
+    store: RunStore, cfgs: list, scale: Scale, device="auto", data_root=None, jobs=None, progress=True
+) -> list[Path]:
+    """Train and evaluate every config of `cfgs` that is not finished and measured, `jobs` at a time (default:
+    `default_jobs`), single-pass runs before the hybrids that continue them; one line per finished run with the time
+    left. Returns the run folders."""
     cfgs = [canonical(c) for c in cfgs]
-    pending = list({store.path(c): c for c in cfgs if not (store.is_done(c) and cached_evaluation(store.path(c), scale))}.values())
+    pending = list(
+        {store.path(c): c for c in cfgs if not (store.is_done(c) and cached_evaluation(store.path(c), scale))}.values()
+    )
     jobs = min(jobs or default_jobs(device), max(1, len(pending)))
     waves = [[c for c in pending if c.ordering != "hybrid"], [c for c in pending if c.ordering == "hybrid"]]
     done, t0 = 0, time.time()
@@ -273,10 +446,27 @@ def run_all(store: RunStore, cfgs: list, scale: Scale, device="auto", data_root=
 # %% ../nbs/10_experiments.ipynb #92d644e4
 class Experiment:
     "One experiment notebook's runs and outputs."
-    def __init__(self, exp_id, scale="mini", dataset=None, data_root=None, device="auto", out_dir="reproduction", seeds=None, progress=True,
-                 jobs=None):
+
+    def __init__(
+        self,
+        exp_id,
+        scale="mini",
+        dataset=None,
+        data_root=None,
+        device="auto",
+        out_dir="reproduction",
+        seeds=None,
+        progress=True,
+        jobs=None,
+    ):
         if scale not in SCALES: raise ValueError(f"Unknown scale {scale!r}. Valid: {', '.join(SCALES)}.")
-        self.id, self.scale, self.data_root, self.device, self.progress = exp_id, SCALES[scale], data_root, device, progress
+        self.id, self.scale, self.data_root, self.device, self.progress = (
+            exp_id,
+            SCALES[scale],
+            data_root,
+            device,
+            progress,
+        )
         self.jobs = jobs
         self.out = Path(out_dir)/exp_id
         self.out.mkdir(parents=True, exist_ok=True)
@@ -284,9 +474,22 @@ class Experiment:
         self.seeds = tuple(seeds) if seeds is not None else self.scale.seeds
         self.dataset, self.note = self._resolve_dataset(dataset or self.scale.dataset)
         self.claims, self.rows = [], {}
-        (self.out/"experiment.json").write_text(json.dumps(dict(
-            experiment=exp_id, scale=dataclasses.asdict(self.scale), dataset=self.dataset, data_root=data_root, device=device,
-            seeds=list(self.seeds), note=self.note, environment=environment(default_device(device)), started=time.strftime("%Y-%m-%d %H:%M:%S")), indent=1))
+        (self.out / "experiment.json").write_text(
+            json.dumps(
+                dict(
+                    experiment=exp_id,
+                    scale=dataclasses.asdict(self.scale),
+                    dataset=self.dataset,
+                    data_root=data_root,
+                    device=device,
+                    seeds=list(self.seeds),
+                    note=self.note,
+                    environment=environment(default_device(device)),
+                    started=time.strftime("%Y-%m-%d %H:%M:%S"),
+                ),
+                indent=1,
+            )
+        )
 
     def _resolve_dataset(self, name):
         try:
@@ -294,17 +497,27 @@ class Experiment:
             return name, ""
         except DataNotFoundError as e:
             if not self.scale.fallback_dataset: raise
-            note = (f"WARNING: {name} was not found, so this {self.scale.name}-scale run uses the embedded "
-                    f"{self.scale.fallback_dataset} instead; its numbers are not comparable with CIFAR-10's. ({str(e).splitlines()[0]})")
+            note = (
+                f"WARNING: {name} was not found, so this {self.scale.name}-scale run uses the embedded "
+                f"{self.scale.fallback_dataset} instead; its numbers are not comparable with CIFAR-10's. "
+                f"({str(e).splitlines()[0]})"
+            )
             print(note)
             return self.scale.fallback_dataset, note
 
     def config(self, **overrides) -> TrainConfig:
         "The scale's configuration with `overrides` (backbone, method, ordering, seed ...)."
         method = overrides.get("method", "simsiam")
-        base = dict(self.scale.train, **self.scale.method_train.get(method, {}), dataset=self.dataset, data_root=self.data_root, device=self.device)
+        base = dict(
+            self.scale.train,
+            **self.scale.method_train.get(method, {}),
+            dataset=self.dataset,
+            data_root=self.data_root,
+            device=self.device,
+        )
         cfg = canonical(TrainConfig(**{**base, **overrides}).validate())
-        if cfg.ordering != "single_pass" and "checkpoint_every" not in overrides:  # only single-pass runs are continued (by hybrids)
+        # only single-pass runs are continued (by hybrids)
+        if cfg.ordering != "single_pass" and "checkpoint_every" not in overrides:
             cfg = dataclasses.replace(cfg, checkpoint_every=0)
         return cfg
 
@@ -318,8 +531,17 @@ class Experiment:
                     **{k: v for k, v in result.items() if k != "settings"})
 
     def run_many(self, overrides: list[dict]) -> list[dict]:
-        "The rows of `run(**o)` for every `o` in `overrides`, the missing runs trained `jobs` at a time first (`run_all`)."
-        run_all(self.store, [self.config(**o) for o in overrides], self.scale, self.device, self.data_root, self.jobs, self.progress)
+        """The rows of `run(**o)` for every `o` in `overrides`, the missing runs trained `jobs` at a time first
+        (`run_all`)."""
+        run_all(
+            self.store,
+            [self.config(**o) for o in overrides],
+            self.scale,
+            self.device,
+            self.data_root,
+            self.jobs,
+            self.progress,
+        )
         return [self.run(**o) for o in overrides]
 
     def table(self, rows, columns, name, floatfmt=".3f") -> str:
@@ -342,15 +564,26 @@ class Experiment:
         return f"{self.dataset}, {self.scale.name} scale"
 
     def claim(self, number, checks: list[Check]) -> str:
-        "Record the checks of headline claim `number` in this experiment; returns their `verdict` (printed with the checks)."
+        """Record the checks of headline claim `number` in this experiment; returns their `verdict` (printed with the
+        checks)."""
         if number not in CLAIMS: raise ValueError(f"Unknown claim {number}. Valid: {', '.join(map(str, CLAIMS))}.")
         checks = list(checks)
-        if not all(isinstance(c, Check) for c in checks): raise TypeError("A claim's evidence is a list of Check(what, holds, numbers).")
+        if not all(isinstance(c, Check) for c in checks):
+            raise TypeError("A claim's evidence is a list of Check(what, holds, numbers).")
         v = verdict(checks)
-        self.claims.append(dict(claim=number, statement=CLAIMS[number], verdict=v, checks=[check_to_dict(c) for c in checks],
-                                experiment=self.id))
-        write_json(self.out/"claims.json", dict(experiment=self.id, scale=self.scale.name, dataset=self.dataset, note=self.note,
-                                               claims=self.claims))
+        self.claims.append(
+            dict(
+                claim=number,
+                statement=CLAIMS[number],
+                verdict=v,
+                checks=[check_to_dict(c) for c in checks],
+                experiment=self.id,
+            )
+        )
+        write_json(
+            self.out / "claims.json",
+            dict(experiment=self.id, scale=self.scale.name, dataset=self.dataset, note=self.note, claims=self.claims),
+        )
         print(f"Claim {number} ({v}):" + "".join(f"\n  - {c.line()}" for c in checks))
         return v
 
@@ -368,18 +601,25 @@ def _conforms(value, kind) -> bool:
     if kind is None or kind is type(None): return value is None
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if origin in (typing.Union, types.UnionType): return any(_conforms(value, a) for a in args)
-    if origin is list: return isinstance(value, list) and all(_conforms(v, args[0]) for v in value) if args else isinstance(value, list)
+    if origin is list:
+        return (
+            isinstance(value, list) and all(_conforms(v, args[0]) for v in value) if args else isinstance(value, list)
+        )
     if kind in (int, float) and isinstance(value, bool): return False
     if kind is float: return isinstance(value, (int, float))
     return isinstance(value, kind)
 
 def check_parameters(namespace: dict) -> dict:
-    "Check a notebook's parameters (its `__annotations__`) in `namespace`: unknown names and wrong types fail; strings that read as the type are converted."
+    """Check a notebook's parameters (its `__annotations__`) in `namespace`: unknown names and wrong types fail; strings
+    that read as the type are converted."""
     declared = namespace.get("__annotations__", {})
     given = {k: v for k, v in namespace.items() if not k.startswith("_") and k not in _KERNEL_NAMES
              and not (callable(v) or isinstance(v, types.ModuleType))}
     unknown = sorted(set(given) - set(declared))
-    if unknown: raise ValueError(f"Unknown parameter(s) {', '.join(unknown)}. This notebook's parameters: {', '.join(declared)}.")
+    if unknown:
+        raise ValueError(
+            f"Unknown parameter(s) {', '.join(unknown)}. This notebook's parameters: {', '.join(declared)}."
+        )
     for name, kind in declared.items():
         value = namespace[name]
         if _conforms(value, kind): continue
@@ -388,8 +628,11 @@ def check_parameters(namespace: dict) -> dict:
             except (ValueError, SyntaxError): parsed = value
             if _conforms(parsed, kind): namespace[name] = parsed; continue
         kind_text = getattr(kind, "__name__", None) if not typing.get_args(kind) else str(kind).replace("typing.", "")
-        raise ValueError(f"Parameter {name}={value!r} is not valid: expected {kind_text or kind}. Pass lists and numbers with papermill's -y, "
-                         f"e.g. -y \"{name}: {'[...]' if 'list' in str(kind) else '...'}\".")
+        raise ValueError(
+            f"Parameter {name}={value!r} is not valid: expected {kind_text or kind}. Pass lists and numbers with "
+            "papermill's -y, "
+            f'e.g. -y "{name}: {"[...]" if "list" in str(kind) else "..."}".'
+        )
     return {name: namespace[name] for name in declared}
 
 # %% ../nbs/10_experiments.ipynb #87affe1c

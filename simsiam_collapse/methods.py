@@ -31,7 +31,8 @@ def mlp(dims, last_bn=False, last_bn_affine=True, last_bias=True) -> nn.Sequenti
     return nn.Sequential(*layers)
 
 def simsiam_projection_head(in_dim, hidden_dim=None, out_dim=2048) -> nn.Sequential:
-    "SimSiam's projector: f -> f -> f -> 2048, three Linear-BN layers with ReLU between, the last BN without affine (hidden = f by default)."
+    """SimSiam's projector: f -> f -> f -> 2048, three Linear-BN layers with ReLU between, the last BN without affine
+    (hidden = f by default)."""
     hidden_dim = hidden_dim or in_dim
     return mlp([in_dim, hidden_dim, hidden_dim, out_dim], last_bn=True, last_bn_affine=False)
 
@@ -71,7 +72,9 @@ class SSLMethod(nn.Module):
                                     ("predictor", self.predictor, self.fixed_predictor_lr)):
             params = [p for p in module.parameters() if p.requires_grad]
             groups.append(dict(name=name, params=[p for p in params if p.ndim > 1], fixed_lr=fixed, lars_exclude=False))
-            groups.append(dict(name=name + "_1d", params=[p for p in params if p.ndim <= 1], fixed_lr=fixed, lars_exclude=True))
+            groups.append(
+                dict(name=name + "_1d", params=[p for p in params if p.ndim <= 1], fixed_lr=fixed, lars_exclude=True)
+            )
         return [g for g in groups if g["params"]]
 
     def momentum_update(self, m: float): pass  # only methods with a target network move it
@@ -79,7 +82,9 @@ class SSLMethod(nn.Module):
 # %% ../nbs/03_methods.ipynb #710df306
 def simsiam_loss(p1, p2, z1, z2):
     "Negative cosine similarity of each prediction with the other view's projection, with stop-gradient."
-    return -0.5 * (F.cosine_similarity(p1, z2.detach(), dim=-1).mean() + F.cosine_similarity(p2, z1.detach(), dim=-1).mean())
+    return -0.5 * (
+        F.cosine_similarity(p1, z2.detach(), dim=-1).mean() + F.cosine_similarity(p2, z1.detach(), dim=-1).mean()
+    )
 
 class SimSiam(SSLMethod):
     "SimSiam (Chen & He, 2021): predictor on one branch, stop-gradient on the other; predictor lr held fixed."
@@ -88,7 +93,9 @@ class SimSiam(SSLMethod):
     def __init__(self, backbone, proj_hidden_dim=None, proj_dim=2048, pred_hidden_dim=512):
         f = backbone.feature_dim
         h = proj_hidden_dim or f
-        super().__init__(backbone, simsiam_projection_head(f, h, proj_dim), simsiam_prediction_head(proj_dim, pred_hidden_dim))
+        super().__init__(
+            backbone, simsiam_projection_head(f, h, proj_dim), simsiam_prediction_head(proj_dim, pred_hidden_dim)
+        )
 
     def forward(self, x1, x2) -> SSLOutput:
         z1, z2 = self.project(x1), self.project(x2)  # two passes: BN statistics per view
@@ -97,7 +104,8 @@ class SimSiam(SSLMethod):
 
 # %% ../nbs/03_methods.ipynb #eaf39614
 def momentum_schedule(step, total_steps, base=0.99, cosine=True) -> float:
-    "EMA momentum at `step`: `base`, or with `cosine` rising from `base` to 1 as 1 - (1 - base)(cos(pi step / total) + 1) / 2."
+    """EMA momentum at `step`: `base`, or with `cosine` rising from `base` to 1 as 1 - (1 - base)(cos(pi step / total) +
+    1) / 2."""
     if not cosine: return base
     return 1 - (1 - base) * (math.cos(math.pi * step / max(1, total_steps)) + 1) / 2
 
@@ -135,7 +143,11 @@ class BYOL(_MomentumMethod):
     name = "byol"
     def __init__(self, backbone, proj_hidden_dim=4096, proj_dim=256, pred_hidden_dim=4096):
         f = backbone.feature_dim
-        super().__init__(backbone, byol_projection_head(f, proj_hidden_dim, proj_dim), byol_projection_head(proj_dim, pred_hidden_dim, proj_dim))
+        super().__init__(
+            backbone,
+            byol_projection_head(f, proj_hidden_dim, proj_dim),
+            byol_projection_head(proj_dim, pred_hidden_dim, proj_dim),
+        )
 
     def forward(self, x1, x2) -> SSLOutput:
         z1, z2 = self.project(x1), self.project(x2)
@@ -165,20 +177,27 @@ class MoCoV3(_MomentumMethod):
     name = "mocov3"
     def __init__(self, backbone, proj_hidden_dim=4096, proj_dim=256, pred_hidden_dim=4096, temperature=1.0):
         f = backbone.feature_dim
-        super().__init__(backbone, mocov3_projection_head(f, proj_hidden_dim, proj_dim), byol_projection_head(proj_dim, pred_hidden_dim, proj_dim))
+        super().__init__(
+            backbone,
+            mocov3_projection_head(f, proj_hidden_dim, proj_dim),
+            byol_projection_head(proj_dim, pred_hidden_dim, proj_dim),
+        )
         self.temperature = temperature
 
     def forward(self, x1, x2) -> SSLOutput:
         z1, z2 = self.project(x1), self.project(x2)
         k1, k2 = self.target(x1), self.target(x2)
-        loss = infonce_loss(self.predictor(z1), k2, self.temperature) + infonce_loss(self.predictor(z2), k1, self.temperature)
+        loss = infonce_loss(self.predictor(z1), k2, self.temperature) + infonce_loss(
+            self.predictor(z2), k1, self.temperature
+        )
         return SSLOutput(loss, z1.detach(), z2.detach())
 
 # %% ../nbs/03_methods.ipynb #0ede82f5
 METHODS = {"simsiam": SimSiam, "byol": BYOL, "mocov3": MoCoV3}
 
 def build_method(name, backbone, **head_dims) -> SSLMethod:
-    "Method `name` (`'simsiam'`, `'byol'`, `'mocov3'`) on `backbone` (a module or a preset name); `head_dims` size the heads."
+    """Method `name` (`'simsiam'`, `'byol'`, `'mocov3'`) on `backbone` (a module or a preset name); `head_dims` size the
+    heads."""
     if name not in METHODS: raise ValueError(f"Unknown method {name!r}. Valid: {', '.join(METHODS)}.")
     if isinstance(backbone, str): backbone = build_backbone(backbone)
     return METHODS[name](backbone, **head_dims)

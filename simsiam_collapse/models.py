@@ -25,7 +25,11 @@ class BasicBlock(nn.Module):
         self.conv1, self.bn1 = conv3x3(cin, planes, stride), nn.BatchNorm2d(planes)
         self.conv2, self.bn2 = conv3x3(planes, planes), nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = None if stride == 1 and cin == planes else nn.Sequential(conv1x1(cin, planes, stride), nn.BatchNorm2d(planes))
+        self.downsample = (
+            None
+            if stride == 1 and cin == planes
+            else nn.Sequential(conv1x1(cin, planes, stride), nn.BatchNorm2d(planes))
+        )
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
@@ -42,7 +46,9 @@ class Bottleneck(nn.Module):
         self.conv2, self.bn2 = conv3x3(inner, inner, stride), nn.BatchNorm2d(inner)
         self.conv3, self.bn3 = conv1x1(inner, cout), nn.BatchNorm2d(cout)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = None if stride == 1 and cin == cout else nn.Sequential(conv1x1(cin, cout, stride), nn.BatchNorm2d(cout))
+        self.downsample = (
+            None if stride == 1 and cin == cout else nn.Sequential(conv1x1(cin, cout, stride), nn.BatchNorm2d(cout))
+        )
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -98,12 +104,14 @@ PRESETS = {
     "bottleneck26": dict(block="bottleneck", layers=(2, 2, 2, 2)),
     "bottleneck26_1.5x": dict(block="bottleneck", layers=(2, 2, 2, 2), width_per_group=96),
     "bottleneck26_2x": dict(block="bottleneck", layers=(2, 2, 2, 2), width_per_group=128),
-    "basic50": dict(block="basic", layers=(5, 6, 9, 4)),  # the official code's layout for Table 1's basic-block ResNet-50
+    # the official code's layout for Table 1's basic-block ResNet-50
+    "basic50": dict(block="basic", layers=(5, 6, 9, 4)),
 }
 _OVERRIDES = ("block", "layers", "width", "width_per_group", "stem", "zero_init_residual", "in_channels", "num_classes")
 
 def build_backbone(name, **overrides) -> ResNet:
-    "A preset backbone (`PRESETS`) with any argument of `ResNet` overridden, e.g. `build_backbone('resnet18', stem='cifar', width=16)`."
+    """A preset backbone (`PRESETS`) with any argument of `ResNet` overridden, e.g. `build_backbone('resnet18',
+    stem='cifar', width=16)`."""
     if name not in PRESETS: raise ValueError(f"Unknown backbone {name!r}. Valid: {', '.join(PRESETS)}.")
     bad = sorted(set(overrides) - set(_OVERRIDES))
     if bad: raise ValueError(f"Unknown backbone option(s) {', '.join(bad)}. Valid: {', '.join(_OVERRIDES)}.")
@@ -112,8 +120,12 @@ def build_backbone(name, **overrides) -> ResNet:
     if cfg["block"] not in BLOCKS: raise ValueError(f"Unknown block {cfg['block']!r}. Valid: {', '.join(BLOCKS)}.")
     if cfg["stem"] not in STEMS: raise ValueError(f"Unknown stem {cfg['stem']!r}. Valid: {', '.join(STEMS)}.")
     for key in ("width", "width_per_group", "in_channels"):
-        if not (isinstance(cfg[key], int) and not isinstance(cfg[key], bool) and cfg[key] >= 1): raise ValueError(f"{key} must be a positive integer, got {cfg[key]!r}.")
-    if not (len(cfg["layers"]) >= 1 and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in cfg["layers"])):
+        if not (isinstance(cfg[key], int) and not isinstance(cfg[key], bool) and cfg[key] >= 1):
+            raise ValueError(f"{key} must be a positive integer, got {cfg[key]!r}.")
+    if not (
+        len(cfg["layers"]) >= 1
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in cfg["layers"])
+    ):
         raise ValueError(f"layers must be positive block counts per stage, e.g. (2, 2, 2, 2); got {cfg['layers']!r}.")
     return ResNet(**cfg)
 
@@ -121,16 +133,65 @@ def count_parameters(model) -> int: return sum(p.numel() for p in model.paramete
 
 # %% ../nbs/02_models.ipynb #cce392eb
 TABLE1 = [
-    dict(preset="resnet18", block="basic", layers="18 [2,2,2,2]", width="1x", repr_dim=512, paper_params_m=11.7, paper_accuracy=30.0),
-    dict(preset="resnet34", block="basic", layers="34 [3,4,6,3]", width="1x", repr_dim=512, paper_params_m=21.8, paper_accuracy=16.8),
-    dict(preset="resnet50", block="bottleneck", layers="50 [3,4,6,3]", width="1x", repr_dim=2048, paper_params_m=25.6, paper_accuracy=68.1),
-    dict(preset="bottleneck26", block="bottleneck", layers="26 [2,2,2,2]", width="1x", repr_dim=2048, paper_params_m=16.0, paper_accuracy=61.7),
-    dict(preset="bottleneck26_2x", block="bottleneck", layers="26 [2,2,2,2]", width="2x", repr_dim=2048, paper_params_m=39.6, paper_accuracy=62.6),
-    dict(preset="basic50", block="basic", layers="50 [5,6,9,4]", width="1x", repr_dim=512, paper_params_m=31.9, paper_accuracy=17.5),
+    dict(
+        preset="resnet18",
+        block="basic",
+        layers="18 [2,2,2,2]",
+        width="1x",
+        repr_dim=512,
+        paper_params_m=11.7,
+        paper_accuracy=30.0,
+    ),
+    dict(
+        preset="resnet34",
+        block="basic",
+        layers="34 [3,4,6,3]",
+        width="1x",
+        repr_dim=512,
+        paper_params_m=21.8,
+        paper_accuracy=16.8,
+    ),
+    dict(
+        preset="resnet50",
+        block="bottleneck",
+        layers="50 [3,4,6,3]",
+        width="1x",
+        repr_dim=2048,
+        paper_params_m=25.6,
+        paper_accuracy=68.1,
+    ),
+    dict(
+        preset="bottleneck26",
+        block="bottleneck",
+        layers="26 [2,2,2,2]",
+        width="1x",
+        repr_dim=2048,
+        paper_params_m=16.0,
+        paper_accuracy=61.7,
+    ),
+    dict(
+        preset="bottleneck26_2x",
+        block="bottleneck",
+        layers="26 [2,2,2,2]",
+        width="2x",
+        repr_dim=2048,
+        paper_params_m=39.6,
+        paper_accuracy=62.6,
+    ),
+    dict(
+        preset="basic50",
+        block="basic",
+        layers="50 [5,6,9,4]",
+        width="1x",
+        repr_dim=512,
+        paper_params_m=31.9,
+        paper_accuracy=17.5,
+    ),
 ]
 
 def table1(**overrides) -> list[dict]:
-    "Table 1 with each backbone's measured parameter count (1000-way fc) and representation size, built with `overrides`."
+    """Table 1 with each backbone's measured parameter count (1000-way fc) and representation size, built with
+    `overrides`."""
     rows = []
     for row in TABLE1:
         m = build_backbone(row["preset"], num_classes=1000, **overrides)

@@ -20,9 +20,12 @@ def learning_rate(base_lr, t, epochs, warmup_epochs=0) -> float:
 
 # %% ../nbs/06_optim.ipynb #5758adc5
 class LARS(torch.optim.Optimizer):
-    "SGD with momentum and layer-wise adaptive rate scaling, as in SimSiam's and MoCo-v3's code; 1-d parameters are not adapted."
+    """SGD with momentum and layer-wise adaptive rate scaling, as in SimSiam's and MoCo-v3's code; 1-d parameters are
+    not adapted."""
     def __init__(self, params, lr=0.0, weight_decay=0.0, momentum=0.9, trust_coefficient=0.001):
-        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, trust_coefficient=trust_coefficient))
+        super().__init__(
+            params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, trust_coefficient=trust_coefficient)
+        )
 
     @torch.no_grad()
     def step(self):
@@ -34,7 +37,9 @@ class LARS(torch.optim.Optimizer):
                     dp = dp.add(p, alpha=g["weight_decay"])
                     p_norm, u_norm = torch.norm(p), torch.norm(dp)
                     one = torch.ones_like(p_norm)
-                    q = torch.where(p_norm > 0, torch.where(u_norm > 0, g["trust_coefficient"] * p_norm / u_norm, one), one)
+                    q = torch.where(
+                        p_norm > 0, torch.where(u_norm > 0, g["trust_coefficient"] * p_norm / u_norm, one), one
+                    )
                     dp = dp.mul(q)
                 mu = self.state[p].setdefault("mu", torch.zeros_like(p))
                 mu.mul_(g["momentum"]).add_(dp)

@@ -14,26 +14,37 @@ __all__ = ['STRATEGIES', 'MIN_BATCHES_PER_CHUNK', 'check_ordering', 'default_chu
 
 # %% ../nbs/07_orderings.ipynb #3b955167
 STRATEGIES = ("multiple_pass", "single_pass", "cumulative", "subset", "hybrid")
-MIN_BATCHES_PER_CHUNK = 4  # a chunk or subset the scales choose holds at least this many batches of distinct images (the paper's: ~50)
+# a chunk or subset the scales choose holds at least this many batches of distinct images (the paper's: ~50)
+MIN_BATCHES_PER_CHUNK = 4
 
 def _is_int(x): return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 def check_ordering(strategy, epochs, chunks=None, fraction=1.0, switch_epoch=None, n=None, batch_size=None):
-    "The one validator of an ordering's settings (`n` and `batch_size` when known): raises a ValueError naming the bad value and what is valid."
+    """The one validator of an ordering's settings (`n` and `batch_size` when known): raises a ValueError naming the bad
+    value and what is valid."""
     if strategy not in STRATEGIES: raise ValueError(f"Unknown ordering {strategy!r}. Valid: {', '.join(STRATEGIES)}.")
-    if not (_is_int(epochs) and epochs >= 1): raise ValueError(f"epochs must be an integer of at least 1, got {epochs!r}.")
+    if not (_is_int(epochs) and epochs >= 1):
+        raise ValueError(f"epochs must be an integer of at least 1, got {epochs!r}.")
     if chunks is not None and not (_is_int(chunks) and 1 <= chunks <= epochs):
-        raise ValueError(f"chunks must be an integer between 1 and the number of epochs ({epochs}), or None for one per epoch; got {chunks!r}.")
+        raise ValueError(
+            f"chunks must be an integer between 1 and the number of epochs ({epochs}), or None for one per epoch; got "
+            f"{chunks!r}."
+        )
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}.")
     if strategy == "hybrid" and not (_is_int(switch_epoch) and 0 <= switch_epoch <= epochs):
-        raise ValueError(f"switch_epoch must be an integer between 0 and epochs={epochs} for the hybrid ordering, got {switch_epoch!r}.")
+        raise ValueError(
+            f"switch_epoch must be an integer between 0 and epochs={epochs} for the hybrid ordering, got "
+            f"{switch_epoch!r}."
+        )
     if n is None: return
-    if not (_is_int(n) and n >= 1): raise ValueError(f"n (the number of training images) must be a positive integer, got {n!r}.")
+    if not (_is_int(n) and n >= 1):
+        raise ValueError(f"n (the number of training images) must be a positive integer, got {n!r}.")
     if not (_is_int(batch_size) and 1 <= batch_size <= n):
         raise ValueError(f"batch_size must be an integer between 1 and the {n} training images, got {batch_size!r}.")
     pools = []  # the smallest pool each phase draws from: a batch must fit in it, so no batch holds an image twice
-    if strategy == "subset": pools.append(("the subset", round(fraction * n), f"a fraction of at least {batch_size / n:.4g}"))
+    if strategy == "subset":
+        pools.append(("the subset", round(fraction * n), f"a fraction of at least {batch_size / n:.4g}"))
     if strategy in ("single_pass", "cumulative") or (strategy == "hybrid" and switch_epoch > 0):
         c = chunks or epochs
         pools.append((f"a chunk ({c} chunks)", n // c, f"at most {n // batch_size} chunks (chunks=...)"))
@@ -43,7 +54,8 @@ def check_ordering(strategy, epochs, chunks=None, fraction=1.0, switch_epoch=Non
                              f"use {fix}, or a batch size of at most {max(1, size)}.")
 
 def default_chunks(n, epochs, batch_size, min_batches=MIN_BATCHES_PER_CHUNK) -> int:
-    "One chunk per epoch (the paper's layout) unless that leaves a chunk with fewer than `min_batches` batches: then as many as fit."
+    """One chunk per epoch (the paper's layout) unless that leaves a chunk with fewer than `min_batches` batches: then
+    as many as fit."""
     return max(1, min(epochs, n // (min_batches * batch_size)))
 
 @dataclass(frozen=True)
@@ -60,7 +72,9 @@ class Ordering:
     order_seed: int = 0  # seeds the permutation that cuts the data into chunks and subsets: fixed across training seeds
 
     def __post_init__(self):
-        check_ordering(self.strategy, self.epochs, self.chunks, self.fraction, self.switch_epoch, self.n, self.batch_size)
+        check_ordering(
+            self.strategy, self.epochs, self.chunks, self.fraction, self.switch_epoch, self.n, self.batch_size
+        )
 
     @property
     def num_chunks(self): return self.chunks or self.epochs
@@ -93,8 +107,8 @@ class Ordering:
         return parts[c] if phase == "single_pass" else np.concatenate(parts[:c + 1])
 
     def epoch_indices(self, epoch) -> np.ndarray:
-        """The `steps_per_epoch * batch_size` image indices of epoch `epoch`: the pool reshuffled (seeded by (seed, epoch)),
-        each reshuffle trimmed to whole batches as in the authors' code, repeated to fill the epoch."""
+        """The `steps_per_epoch * batch_size` image indices of epoch `epoch`: the pool reshuffled (seeded by (seed,
+        epoch)), each reshuffle trimmed to whole batches as in the authors' code, repeated to fill the epoch."""
         pool, need = self.pool(epoch), self.steps_per_epoch * self.batch_size
         whole = len(pool) // self.batch_size * self.batch_size
         rng = np.random.default_rng([self.seed, 11, epoch])
@@ -102,9 +116,13 @@ class Ordering:
 
     def batches(self, epoch, rank=0, world_size=1) -> list[np.ndarray]:
         "The global batches of `epoch`, or this rank's share of each (`batch_size` must divide by `world_size`)."
-        if self.batch_size % world_size: raise ValueError(f"batch_size {self.batch_size} does not divide by world_size {world_size}.")
+        if self.batch_size % world_size:
+            raise ValueError(f"batch_size {self.batch_size} does not divide by world_size {world_size}.")
         per = self.batch_size // world_size
-        return [b[rank * per:(rank + 1) * per] for b in self.epoch_indices(epoch).reshape(self.steps_per_epoch, self.batch_size)]
+        return [
+            b[rank * per : (rank + 1) * per]
+            for b in self.epoch_indices(epoch).reshape(self.steps_per_epoch, self.batch_size)
+        ]
 
 # %% ../nbs/07_orderings.ipynb #e2565dee
 def chunk_usage(ordering: Ordering) -> np.ndarray:
@@ -121,7 +139,9 @@ def plot_orderings(orderings: dict, axes=None):
     import matplotlib.pyplot as plt
     if axes is None: axes = plt.subplots(1, len(orderings), figsize=(3 * len(orderings), 2.8), sharey=True)[1]
     for ax, (title, o) in zip(np.atleast_1d(axes), orderings.items()):
-        ax.imshow(chunk_usage(o).T, origin="lower", aspect="auto", cmap="Blues", vmin=0, vmax=1 / max(1, min(o.num_chunks, 4)))
+        ax.imshow(
+            chunk_usage(o).T, origin="lower", aspect="auto", cmap="Blues", vmin=0, vmax=1 / max(1, min(o.num_chunks, 4))
+        )
         ax.set_title(title, fontsize=9); ax.set_xlabel("epoch")
     np.atleast_1d(axes)[0].set_ylabel("chunk of the data (permutation order)")
     return axes

@@ -32,13 +32,16 @@ def experiment_order(name) -> tuple:
     return (int(head[1:]) if head[1:].isdigit() else 99, name)
 
 def claim_verdicts(out, ran=None) -> dict:
-    "Each headline claim's overall verdict and evidence, merged (`merge_claims`) from the experiments' `claims.json` under `out`."
+    """Each headline claim's overall verdict and evidence, merged (`merge_claims`) from the experiments' `claims.json`
+    under `out`."""
     recorded = [c for f in sorted(Path(out).glob("e*/claims.json")) for c in json.loads(f.read_text())["claims"]]
     ran = set(ran) if ran is not None else {f.parent.name for f in Path(out).glob("e*/claims.json")}
     return merge_claims(recorded, ran)
 
-SMOKE_NOTE = ("**Smoke scale: this report checks the plumbing** (every notebook runs, on 8x8 digits and width-4 networks, in "
-              "seconds). Its verdicts are not evidence about the paper's claims; `--scale mini` is the smallest scale that is.")
+SMOKE_NOTE = (
+    "**Smoke scale: this report checks the plumbing** (every notebook runs, on 8x8 digits and width-4 networks, in "
+    "seconds). Its verdicts are not evidence about the paper's claims; `--scale mini` is the smallest scale that is."
+)
 
 # %% ../nbs/12_report.ipynb #6792ffa8
 def markdown_to_html(md, title) -> str:
@@ -50,8 +53,11 @@ def markdown_to_html(md, title) -> str:
     style = ("body{font-family:sans-serif;max-width:1100px;margin:auto;line-height:1.4}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px;vertical-align:top}img{max-width:100%}"
              "blockquote{border-left:4px solid #e0a000;margin-left:0;padding-left:1em;background:#fff8e0}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head>"
-            f"<body>\n{body}\n</body></html>\n")
+    return (
+        "<!doctype html><html><head><meta "
+        f"charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head>"
+        f"<body>\n{body}\n</body></html>\n"
+    )
 
 def notebook_to_html(notebook, target=None) -> Path:
     "An HTML rendering of an executed notebook, next to it (nbconvert's lab template, figures embedded)."
@@ -64,11 +70,17 @@ def notebook_to_html(notebook, target=None) -> Path:
 
 # %% ../nbs/12_report.ipynb #f64a0519
 def write_report(out, results, scale) -> Path:
-    "REPORT.md and index.html under `out`: the headline claims, then every experiment in paper order with its numbers beside the paper's."
+    """REPORT.md and index.html under `out`: the headline claims, then every experiment in paper order with its numbers
+    beside the paper's."""
     out = Path(out)
     smoke = scale == "smoke"
-    lines = [f"# Reproduction report ({scale} scale)", "",
-             f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `simsiam-collapse reproduce --scale {scale}`; versions in `environment.json`.", ""]
+    lines = [
+        f"# Reproduction report ({scale} scale)",
+        "",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `simsiam-collapse reproduce --scale {scale}`; versions in "
+        "`environment.json`.",
+        "",
+    ]
     if smoke: lines += [f"> {SMOKE_NOTE}", ""]
     notes = {c.get("note") for f in out.glob("e*/claims.json") if (c := json.loads(f.read_text())) and c.get("note")}
     lines += [f"> {n}" for n in sorted(notes)] + ([""] if notes else [])
@@ -81,10 +93,19 @@ def write_report(out, results, scale) -> Path:
         for k, c in claim_verdicts(out, ran).items():
             v = f"**{c['verdict']}**" + (" (smoke: plumbing only)" if smoke else "")
             lines.append(f"| {k} | {c['statement']} | {v} | {'<br>'.join(c['evidence']) or 'no experiment ran'} |")
-        lines += ["", "## Experiments", "", "| experiment | status | minutes | executed notebook |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "## Experiments",
+            "",
+            "| experiment | status | minutes | executed notebook |",
+            "|---|---|---|---|",
+        ]
         for r in ordered:
             link = r.get("html") or r["output"]
-            lines.append(f"| {r.get('title', r['experiment'])} | {r['status']} | {r['seconds'] / 60:.1f} | [{Path(link).name}]({link}) |")
+            lines.append(
+                f"| {r.get('title', r['experiment'])} | {r['status']} | {r['seconds'] / 60:.1f} | "
+                f"[{Path(link).name}]({link}) |"
+            )
         for r in ordered:
             exp_id = r["experiment"].split("_")[0]
             lines += ["", f"## {r.get('title', r['experiment'])}", ""]
@@ -102,14 +123,16 @@ CURVES = (("loss", "training loss"), ("z_std", "std of normalised projections"),
           ("rankme", "RankMe (probe set)"), ("knn", "kNN top-1 % (probe set)"))
 
 def plot_runs(run_dirs, labels=None, out=None):
-    "Loss, projection std, AUC, RankMe and kNN against epochs for each run of `run_dirs`; saved as `out`.png/.pdf when given."
+    """Loss, projection std, AUC, RankMe and kNN against epochs for each run of `run_dirs`; saved as `out`.png/.pdf when
+    given."""
     import matplotlib.pyplot as plt
 
     from simsiam_collapse.collapse import save_figure
     from simsiam_collapse.train import read_metrics
     run_dirs = [Path(r) for r in run_dirs]
     missing = [str(r) for r in run_dirs if not (r/"metrics.jsonl").exists()]
-    if missing: raise FileNotFoundError(f"No metrics.jsonl in {', '.join(missing)}: pass run directories written by `train`.")
+    if missing:
+        raise FileNotFoundError(f"No metrics.jsonl in {', '.join(missing)}: pass run directories written by `train`.")
     labels = labels or [r.name for r in run_dirs]
     fig, axes = plt.subplots(1, len(CURVES), figsize=(3.6 * len(CURVES), 3.2))
     for run, label in zip(run_dirs, labels):

@@ -18,7 +18,8 @@ def survival_threshold(lam, sigma2, eta) -> np.ndarray:
     return lam ** 2 / (lam + sigma2) >= 2 * eta
 
 def mode_dynamics(lam, sigma2, eta, alpha=1.0, time=150.0, w0=1.0, p0=0.5, dt=0.02) -> np.ndarray:
-    "The encoder weight of each direction after `time` (learning rate x steps), by Euler integration of the per-direction equations."
+    """The encoder weight of each direction after `time` (learning rate x steps), by Euler integration of the
+    per-direction equations."""
     lam = np.asarray(lam, float)
     w, p = np.full_like(lam, w0), np.full_like(lam, p0)
     for _ in range(int(round(time / dt))):
@@ -32,7 +33,9 @@ def train_linear_simsiam(lam, sigma2, eta, alpha=1.0, steps=1000, lr=0.15, batch
     d = len(lam)
     W = (w0 * torch.eye(d, dtype=torch.float64)).requires_grad_()
     P = (p0 * torch.eye(d, dtype=torch.float64)).requires_grad_()
-    opt = torch.optim.SGD([dict(params=[W], lr=lr, weight_decay=eta), dict(params=[P], lr=lr * alpha, weight_decay=eta)])
+    opt = torch.optim.SGD(
+        [dict(params=[W], lr=lr, weight_decay=eta), dict(params=[P], lr=lr * alpha, weight_decay=eta)]
+    )
     std = torch.as_tensor(np.sqrt(lam), dtype=torch.float64)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # 12 x 12 matrices: more threads only add overhead

@@ -49,7 +49,8 @@ METHOD_DEFAULTS = {
 }
 KEY_VERSION = 2  # 2: one permutation for every training seed (order_seed) and reshuffles trimmed to whole batches
 _NOT_IN_KEY = ("device", "data_root", "init_from", "eval_every", "checkpoint_every")  # where and how often, not what
-_ADDED_AFTER_KEY_VERSION_2 = ("train_images",)  # result-changing fields added later enter the key only when they differ from their default
+# result-changing fields added later enter the key only when they differ from their default
+_ADDED_AFTER_KEY_VERSION_2 = ("train_images",)
 
 def _opt(default, help, group, choices=None):
     "A `TrainConfig` field with its command-line help, option group and valid choices."
@@ -60,10 +61,14 @@ class TrainConfig:
     "A training run, complete: data, model, method, ordering, optimisation, seed, device."
     dataset: str = _opt("mnist5k", "training data: a name or imagefolder:<path>", "data", DATASET_NAMES)
     data_root: str | None = _opt(None, "folder holding the data set (default: $SIMSIAM_COLLAPSE_DATA)", "data")
-    image_size: int | None = _opt(None, "crop size of the augmentation in pixels (default: the stored image size)", "data")
+    image_size: int | None = _opt(
+        None, "crop size of the augmentation in pixels (default: the stored image size)", "data"
+    )
     backbone: str = _opt("resnet18", "ResNet preset", "model", tuple(PRESETS))
     width: int = _opt(64, "channels of the first stage (64 = the paper's full width)", "model")
-    stem: str = _opt("cifar", "cifar: 3x3 conv, no pooling (small images); imagenet: 7x7 conv and max pooling", "model", STEMS)
+    stem: str = _opt(
+        "cifar", "cifar: 3x3 conv, no pooling (small images); imagenet: 7x7 conv and max pooling", "model", STEMS
+    )
     method: str = _opt("simsiam", "self-supervised method", "method", tuple(METHODS))
     proj_hidden_dim: int | None = _opt(None, "projector hidden width (default: the method's full size)", "method")
     proj_dim: int | None = _opt(None, "projector output width (default: the method's full size)", "method")
@@ -74,27 +79,49 @@ class TrainConfig:
     chunks: int | None = _opt(None, "continual orderings: number of chunks (default: one per epoch)", "ordering")
     epochs: int = _opt(10, "training epochs (every ordering runs N // batch steps per epoch)", "optimisation")
     batch_size: int = _opt(256, "global batch size (image pairs per step)", "optimisation")
-    optimizer: str | None = _opt(None, "default: the method's (SimSiam sgd, BYOL/MoCo-v3 lars)", "optimisation", OPTIMIZERS)
-    base_lr: float | None = _opt(None, "learning rate per 256 images: lr = base_lr x batch / 256 (default: the method's)", "optimisation")
+    optimizer: str | None = _opt(
+        None, "default: the method's (SimSiam sgd, BYOL/MoCo-v3 lars)", "optimisation", OPTIMIZERS
+    )
+    base_lr: float | None = _opt(
+        None, "learning rate per 256 images: lr = base_lr x batch / 256 (default: the method's)", "optimisation"
+    )
     weight_decay: float | None = _opt(None, "weight decay (default: the method's; SimSiam 1e-4)", "optimisation")
     momentum: float = _opt(0.9, "optimiser momentum", "optimisation")
-    warmup_epochs: int | None = _opt(None, "linear warm-up epochs (default: SimSiam 0, BYOL/MoCo-v3 10 % of the epochs)", "optimisation")
-    lr_schedule: str | None = _opt(None, "cosine steps per epoch or per step (default: the method's)", "optimisation", LR_SCHEDULES)
+    warmup_epochs: int | None = _opt(
+        None, "linear warm-up epochs (default: SimSiam 0, BYOL/MoCo-v3 10 % of the epochs)", "optimisation"
+    )
+    lr_schedule: str | None = _opt(
+        None, "cosine steps per epoch or per step (default: the method's)", "optimisation", LR_SCHEDULES
+    )
     fix_predictor_lr: bool = _opt(True, "SimSiam: keep the predictor's learning rate fixed", "optimisation")
     ema_momentum: float = _opt(0.99, "BYOL/MoCo-v3: momentum of the target network", "method")
     ema_cosine: bool = _opt(True, "BYOL/MoCo-v3: raise the target momentum to 1 on a cosine", "method")
     temperature: float = _opt(1.0, "MoCo-v3: InfoNCE temperature", "method")
     seed: int = _opt(0, "training seed: initialisation, reshuffles, augmentation", "run")
     device: str = _opt("auto", "auto (CUDA when available), cpu, cuda, cuda:N", "run")
-    precision: str = _opt("auto", "auto: bf16 autocast on CUDA and on CPUs with native bf16, else fp32", "run", PRECISIONS)
+    precision: str = _opt(
+        "auto", "auto: bf16 autocast on CUDA and on CPUs with native bf16, else fp32", "run", PRECISIONS
+    )
     channels_last: bool = _opt(True, "channels-last memory format", "run")
     sync_bn: bool = _opt(False, "synchronise batch norm across processes (torchrun)", "run")
-    eval_every: int = _opt(1, "epochs between AUC / RankMe / kNN measurements on the probe set; 0 = only at the end", "run")
+    eval_every: int = _opt(
+        1, "epochs between AUC / RankMe / kNN measurements on the probe set; 0 = only at the end", "run"
+    )
     probe_size: int = _opt(2000, "training and test images of the monitoring probe set", "run")
     init_from: str | None = _opt(None, "hybrid: run directory of its single-pass twin", "run")
-    order_seed: int = _opt(0, "seed of the permutation that cuts the data into chunks and subsets, shared by all training seeds", "ordering")
-    checkpoint_every: int = _opt(1, "keep the checkpoint of every n-th epoch (and always the newest); 0 = the newest only", "run")
-    train_images: int | None = _opt(None, "train on a fixed class-balanced subset of this many training images, as the whole data set (default: all)", "data")
+    order_seed: int = _opt(
+        0,
+        "seed of the permutation that cuts the data into chunks and subsets, shared by all training seeds",
+        "ordering",
+    )
+    checkpoint_every: int = _opt(
+        1, "keep the checkpoint of every n-th epoch (and always the newest); 0 = the newest only", "run"
+    )
+    train_images: int | None = _opt(
+        None,
+        "train on a fixed class-balanced subset of this many training images, as the whole data set (default: all)",
+        "data",
+    )
 
     def validate(self) -> TrainConfig:
         "Raise a ValueError naming the first bad value and what would be valid."
@@ -105,8 +132,12 @@ class TrainConfig:
             ok = {"int": lambda: isinstance(v, int) and not isinstance(v, bool),
                   "float": lambda: isinstance(v, (int, float)) and not isinstance(v, bool),
                   "bool": lambda: isinstance(v, bool), "str": lambda: isinstance(v, str)}[kind]()
-            if not ok: bad(f.name, f"{'an integer' if kind == 'int' else 'a number' if kind == 'float' else 'a ' + kind}"
-                                   f"{' or None' if 'None' in f.type else ''}")
+            if not ok:
+                bad(
+                    f.name,
+                    f"{'an integer' if kind == 'int' else 'a number' if kind == 'float' else 'a ' + kind}"
+                    f"{' or None' if 'None' in f.type else ''}",
+                )
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) is not None and getattr(self, f.name) not in choices and not \
@@ -115,18 +146,21 @@ class TrainConfig:
         check_ordering(self.ordering, self.epochs, self.chunks, self.fraction, self.switch_epoch)
         if self.batch_size < 2: bad("batch_size", "at least 2 (batch norm needs two images)")
         if self.width < 1: bad("width", "a positive integer")
-        if self.image_size is not None and self.image_size < 4: bad("image_size", "at least 4 pixels, or None for the stored size")
+        if self.image_size is not None and self.image_size < 4:
+            bad("image_size", "at least 4 pixels, or None for the stored size")
         for name in ("proj_hidden_dim", "proj_dim", "pred_hidden_dim"):
             if getattr(self, name) is not None and getattr(self, name) < 1: bad(name, "a positive integer or None")
         if self.base_lr is not None and not self.base_lr > 0: bad("base_lr", "a positive number")
         if self.weight_decay is not None and not self.weight_decay >= 0: bad("weight_decay", "a number >= 0")
         if not 0 <= self.momentum < 1: bad("momentum", "a number in [0, 1)")
-        if self.warmup_epochs is not None and not 0 <= self.warmup_epochs <= self.epochs: bad("warmup_epochs", f"between 0 and epochs={self.epochs}")
+        if self.warmup_epochs is not None and not 0 <= self.warmup_epochs <= self.epochs:
+            bad("warmup_epochs", f"between 0 and epochs={self.epochs}")
         if not 0 <= self.ema_momentum <= 1: bad("ema_momentum", "a number in [0, 1]")
         if not self.temperature > 0: bad("temperature", "a positive number")
         if self.eval_every < 0: bad("eval_every", "0 (only at the end) or a positive number of epochs")
         if self.probe_size < 2: bad("probe_size", "at least 2 images")
-        if self.train_images is not None and self.train_images < 2: bad("train_images", "at least 2 images, or None for all")
+        if self.train_images is not None and self.train_images < 2:
+            bad("train_images", "at least 2 images, or None for all")
         if self.checkpoint_every < 0: bad("checkpoint_every", "0 (keep the newest only) or a positive number of epochs")
         if self.init_from is not None and self.ordering != "hybrid": bad("init_from", "only for ordering='hybrid'")
         return self
@@ -144,17 +178,24 @@ class TrainConfig:
     def from_dict(cls, d, source=None):
         "The config of a dict (e.g. a run's `config.json`, named by `source` in errors)."
         where = f" in {source}" if source else ""
-        if not isinstance(d, dict): raise ValueError(f"A configuration must be a JSON object{where}, got {type(d).__name__}.")
+        if not isinstance(d, dict):
+            raise ValueError(f"A configuration must be a JSON object{where}, got {type(d).__name__}.")
         unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown: raise ValueError(f"Unknown config key(s) {', '.join(unknown)}{where}. Valid: {', '.join(f.name for f in dataclasses.fields(cls))}.")
+        if unknown:
+            raise ValueError(
+                f"Unknown config key(s) {', '.join(unknown)}{where}. Valid: "
+                f"{', '.join(f.name for f in dataclasses.fields(cls))}."
+            )
         return cls(**d)
 
     @classmethod
     def load(cls, path) -> TrainConfig:
         "The config saved at `path` (a run's `config.json`); a clear error names the file when it is not a valid one."
         path = Path(path)
-        try: d = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e: raise ValueError(f"Cannot read the run configuration {path}: {e}") from None
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"Cannot read the run configuration {path}: {e}") from None
         return cls.from_dict(d, source=path)
 
     def key(self) -> str:
@@ -171,7 +212,9 @@ def build_model(cfg: TrainConfig, in_channels: int):
     "The method of `cfg` on its backbone (seeded by `cfg.seed`)."
     torch.manual_seed(cfg.seed)
     backbone = build_backbone(cfg.backbone, stem=cfg.stem, width=cfg.width, in_channels=in_channels)
-    heads = {k: getattr(cfg, k) for k in ("proj_hidden_dim", "proj_dim", "pred_hidden_dim") if getattr(cfg, k) is not None}
+    heads = {
+        k: getattr(cfg, k) for k in ("proj_hidden_dim", "proj_dim", "pred_hidden_dim") if getattr(cfg, k) is not None
+    }
     if cfg.method == "mocov3": heads["temperature"] = cfg.temperature
     return build_method(cfg.method, backbone, **heads)
 
@@ -181,9 +224,19 @@ def build_optimizer(cfg: TrainConfig, model):
     groups = []
     for g in model.parameter_groups():
         fixed = g["fixed_lr"] and cfg.fix_predictor_lr
-        groups.append(dict(params=g["params"], name=g["name"], base_lr=lr, fixed_lr=fixed, lr=lr, lars_exclude=g["lars_exclude"],
-                           weight_decay=0.0 if (cfg.optimizer == "lars" and g["lars_exclude"]) else cfg.weight_decay))
-    if cfg.optimizer == "sgd": return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        groups.append(
+            dict(
+                params=g["params"],
+                name=g["name"],
+                base_lr=lr,
+                fixed_lr=fixed,
+                lr=lr,
+                lars_exclude=g["lars_exclude"],
+                weight_decay=0.0 if (cfg.optimizer == "lars" and g["lars_exclude"]) else cfg.weight_decay,
+            )
+        )
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return LARS(groups, lr=lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
 
 def cpu_has_native_bf16() -> bool:
@@ -246,7 +299,8 @@ def _append_metrics(run_dir, row):
 
 @contextlib.contextmanager
 def directory_lock(folder, wait=False, what="run"):
-    "Hold an exclusive lock on `folder` (its `.lock` file) for the block; fail naming the holder's PID, or `wait` for it."
+    """Hold an exclusive lock on `folder` (its `.lock` file) for the block; fail naming the holder's PID, or `wait` for
+    it."""
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     try: import fcntl
     except ImportError:  # not POSIX (Windows): no lock, said once
@@ -257,7 +311,10 @@ def directory_lock(folder, wait=False, what="run"):
             f.seek(0); holder = f.read().strip() or "unknown"
             raise RunLocked(f"{folder} is in use by another {what} process ({holder}): wait for it to finish, "
                             f"or ask to queue behind it (wait=True, --wait).") from None
-        f.seek(0); f.truncate(); f.write(f"PID {os.getpid()} on {platform.node()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}"); f.flush()
+        f.seek(0)
+        f.truncate()
+        f.write(f"PID {os.getpid()} on {platform.node()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        f.flush()
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
@@ -274,7 +331,8 @@ def last_checkpoint(run_dir) -> int:
     return (checkpoint_epochs(run_dir) or [0])[-1]
 
 def load_latest_checkpoint(run_dir, device="cpu") -> tuple[int, dict | None]:
-    "(epoch, state) of the newest readable checkpoint; an unreadable one is renamed `*.corrupt` with a warning. (0, None) when none."
+    """(epoch, state) of the newest readable checkpoint; an unreadable one is renamed `*.corrupt` with a warning. (0,
+    None) when none."""
     for epoch in reversed(checkpoint_epochs(run_dir)):
         path = checkpoint_path(run_dir, epoch)
         try: return epoch, torch.load(path, map_location=device, weights_only=False)
@@ -291,7 +349,8 @@ def prune_checkpoints(run_dir, every):
         if every == 0 or e % every: checkpoint_path(run_dir, e).unlink(missing_ok=True)
 
 def read_metrics(run_dir) -> list[dict]:
-    "The metrics log of a run, one dict per line; an unreadable line (a kill mid-write) is skipped with a warning naming it."
+    """The metrics log of a run, one dict per line; an unreadable line (a kill mid-write) is skipped with a warning
+    naming it."""
     p, rows = Path(run_dir)/"metrics.jsonl", []
     if not p.exists(): return rows
     for i, line in enumerate(p.read_text().splitlines(), 1):
@@ -308,8 +367,16 @@ def run_status(run_dir) -> str | None:
 def _git_commit():
     "The commit of the source checkout the package runs from (None when it is not a git checkout)."
     import subprocess
-    try: return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError, NameError): return None
+
+    try:
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
+    except (OSError, subprocess.SubprocessError, NameError):
+        return None
 
 def environment(device="cpu", world_size=1, precision=None) -> dict:
     "Versions (and the source commit), machine, device and precision, recorded next to every output."
@@ -317,11 +384,21 @@ def environment(device="cpu", world_size=1, precision=None) -> dict:
 
     import simsiam_collapse
     device = torch.device(device)
-    return dict(simsiam_collapse=simsiam_collapse.__version__, commit=_git_commit(),
-                python=platform.python_version(), torch=torch.__version__, torchvision=torchvision.__version__,
-                numpy=np.__version__, platform=platform.platform(), processor=platform.processor() or platform.machine(),
-                device=str(device), world_size=world_size, precision=precision,
-                gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None, threads=torch.get_num_threads())
+    return dict(
+        simsiam_collapse=simsiam_collapse.__version__,
+        commit=_git_commit(),
+        python=platform.python_version(),
+        torch=torch.__version__,
+        torchvision=torchvision.__version__,
+        numpy=np.__version__,
+        platform=platform.platform(),
+        processor=platform.processor() or platform.machine(),
+        device=str(device),
+        world_size=world_size,
+        precision=precision,
+        gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        threads=torch.get_num_threads(),
+    )
 
 # %% ../nbs/08_train.ipynb #0ad871d6
 PROBE_SEEDS = (12345, 54321)  # train, test: fixed, so every run on the same data is monitored on the same images
@@ -337,8 +414,12 @@ def monitor(backbone, train, test, probe, device, image_size=None) -> dict:
     ftr = extract_features(backbone, train, indices=probe[0], device=device, image_size=image_size, progress=False)
     fte = extract_features(backbone, test, indices=probe[1], device=device, image_size=image_size, progress=False)
     m, k = collapse_measures(ftr), knn_k(len(ftr))
-    return dict(auc=m["auc"], rankme=m["rankme"], knn_k=k,
-                knn=knn_accuracy(ftr, train.labels[probe[0]], fte, test.labels[probe[1]], k=k, temperature=KNN_TEMPERATURE))
+    return dict(
+        auc=m["auc"],
+        rankme=m["rankme"],
+        knn_k=k,
+        knn=knn_accuracy(ftr, train.labels[probe[0]], fte, test.labels[probe[1]], k=k, temperature=KNN_TEMPERATURE),
+    )
 
 # %% ../nbs/08_train.ipynb #b9ec65df
 def _distributed():
@@ -363,7 +444,9 @@ class TrainContext:
     @classmethod
     def create(cls, cfg: TrainConfig) -> TrainContext:
         rank, world, local_rank = _distributed()
-        device = default_device(f"cuda:{local_rank}" if cfg.device == "auto" and world > 1 and torch.cuda.is_available() else cfg.device)
+        device = default_device(
+            f"cuda:{local_rank}" if cfg.device == "auto" and world > 1 and torch.cuda.is_available() else cfg.device
+        )
         if device.type == "cuda": torch.backends.cudnn.benchmark = True
         return cls(rank, world, device, *resolve_precision(cfg.precision, device))
 
@@ -383,15 +466,19 @@ class TrainingData:
         test = load_dataset(cfg.dataset, "test", data_root=cfg.data_root)
         order = Ordering(cfg.ordering, len(train), cfg.epochs, cfg.batch_size, cfg.seed, cfg.chunks, cfg.fraction,
                          cfg.switch_epoch, cfg.order_seed)
-        augment = TwoViewAugment.for_dataset(train, "simsiam" if cfg.method == "simsiam" else cfg.method, cfg.image_size)
+        augment = TwoViewAugment.for_dataset(
+            train, "simsiam" if cfg.method == "simsiam" else cfg.method, cfg.image_size
+        )
         return cls(train, test, order, augment, probe_sets(train, test, cfg.probe_size))
 
     def image_batches(self, epoch, ctx: TrainContext, resident=None):
-        """This rank's uint8 image batches of `epoch` with the original sizes of the global batch's images (None in memory):
-        indexed from `resident` images, or decoded by DataLoader workers (streamed folders, whole images as squares)."""
+        """This rank's uint8 image batches of `epoch` with the original sizes of the global batch's images (None in
+        memory): indexed from `resident` images, or decoded by DataLoader workers (streamed folders, whole images as
+        squares)."""
         batches = self.order.batches(epoch, ctx.rank, ctx.world)
         if resident is not None: return ((resident[torch.from_numpy(idx).to(resident.device)], None) for idx in batches)
-        sizes = [self.train.sizes[torch.from_numpy(idx)] for idx in self.order.batches(epoch)]  # crops are drawn for the global batch
+        # crops are drawn for the global batch
+        sizes = [self.train.sizes[torch.from_numpy(idx)] for idx in self.order.batches(epoch)]
         return ((imgs, s) for (imgs, _), s in zip(self.train.batches(len(batches[0]), np.concatenate(batches)), sizes))
 
 def _resident_images(ds, device):
@@ -401,21 +488,29 @@ def _resident_images(ds, device):
     return images
 
 def channels_last_is_safe(model, device) -> bool:
-    """False where torch's CPU kernels break on channels-last: the backward of a strided 1x1 convolution with 2 or 4 input
-    channels corrupts memory on one thread (torch 2.14, seen here at width 4). Such narrow networks train contiguous."""
+    """False where torch's CPU kernels break on channels-last: the backward of a strided 1x1 convolution with 2 or 4
+    input channels corrupts memory on one thread (torch 2.14, seen here at width 4). Such narrow networks train
+    contiguous."""
     if torch.device(device).type != "cpu": return True
-    return not any(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1) and m.in_channels < 8
-                   for m in model.modules())
+    return not any(
+        isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1) and m.in_channels < 8
+        for m in model.modules()
+    )
 
 def _already_finished(run_dir, cfg, resume) -> bool:
-    "Whether `run_dir` holds this run finished (resume is then a no-op); raises when it holds another run, or this one without `resume`."
+    """Whether `run_dir` holds this run finished (resume is then a no-op); raises when it holds another run, or this one
+    without `resume`."""
     if not (run_dir/"config.json").exists(): return False
     done = run_status(run_dir) == "done"
     if not resume and (done or last_checkpoint(run_dir) > 0):
-        raise FileExistsError(f"{run_dir} already holds a run: pass resume=True (--resume) to continue it, or choose another directory.")
+        raise FileExistsError(
+            f"{run_dir} already holds a run: pass resume=True (--resume) to continue it, or choose another directory."
+        )
     saved = TrainConfig.load(run_dir/"config.json")
     if saved.key() != cfg.key():
-        diff = {k: (v, getattr(cfg, k)) for k, v in saved.resolved().to_dict().items() if getattr(cfg.resolved(), k) != v}
+        diff = {
+            k: (v, getattr(cfg, k)) for k, v in saved.resolved().to_dict().items() if getattr(cfg.resolved(), k) != v
+        }
         raise ValueError(f"{run_dir} holds a run with another configuration ({diff}): choose another run directory.")
     if done: print(f"{run_dir} holds this run, finished after {cfg.epochs} epochs: nothing to resume.")
     return done
@@ -426,11 +521,16 @@ def _init_from_single_pass(run_dir, cfg):
     other = TrainConfig.load(src/"config.json")
     expected = dataclasses.replace(cfg, ordering="single_pass", switch_epoch=None, init_from=None)
     if other.key() != expected.key():
-        raise ValueError(f"init_from={src} is not the single-pass twin of this hybrid run (same data, model, schedule and seed).")
+        raise ValueError(
+            f"init_from={src} is not the single-pass twin of this hybrid run (same data, model, schedule and seed)."
+        )
     ckpt = checkpoint_path(src, cfg.switch_epoch)
     if not ckpt.exists():
-        raise FileNotFoundError(f"{ckpt} is missing: the single-pass run has not reached epoch {cfg.switch_epoch}, or did not keep "
-                                f"it (checkpoint_every={other.checkpoint_every}); train the twin with checkpoint_every dividing {cfg.switch_epoch}.")
+        raise FileNotFoundError(
+            f"{ckpt} is missing: the single-pass run has not reached epoch {cfg.switch_epoch}, or did not keep "
+            f"it (checkpoint_every={other.checkpoint_every}); train the twin with checkpoint_every dividing "
+            f"{cfg.switch_epoch}."
+        )
     state = torch.load(ckpt, weights_only=False)
     history = state.get("metrics") or [m for m in read_metrics(src) if m["epoch"] <= cfg.switch_epoch]
     _atomic_save(dict(state, metrics=history, copied_from=str(ckpt)), checkpoint_path(run_dir, cfg.switch_epoch))
@@ -453,14 +553,19 @@ def _restore(run_dir, cfg, model, optimizer, data, ctx) -> tuple[int, list]:
         model.load_state_dict(state["model"]); optimizer.load_state_dict(state["optimizer"])
         history = state.get("metrics") or [m for m in read_metrics(run_dir) if m["epoch"] <= start]
     else:
-        history = [dict(epoch=0, **monitor(model.backbone, data.train, data.test, data.probe, ctx.device, cfg.image_size))] if ctx.main else []
+        history = (
+            [dict(epoch=0, **monitor(model.backbone, data.train, data.test, data.probe, ctx.device, cfg.image_size))]
+            if ctx.main
+            else []
+        )
     if ctx.main:
         _write_metrics(run_dir, history)  # the checkpoint's log: heals a lost, half-written or repeated line
         write_json(run_dir/"status.json", dict(state="running", epochs_done=start, epochs=cfg.epochs))
     return start, history
 
 def _views(augment, images, gen, cfg, ctx, sizes=None):
-    "The two views of this rank's `images`: parameters drawn for the global batch (in its images' original `sizes`), this rank's slice applied."
+    """The two views of this rank's `images`: parameters drawn for the global batch (in its images' original `sizes`),
+    this rank's slice applied."""
     per_rank, views = cfg.batch_size // ctx.world, []
     frame = images.shape[-2:] if sizes is None else sizes.unbind(1)
     for view in augment.views:
@@ -469,62 +574,99 @@ def _views(augment, images, gen, cfg, ctx, sizes=None):
         views.append(x.contiguous(memory_format=torch.channels_last) if ctx.channels_last else x)
     return views
 
-EPOCH_SEED_STRIDE = 100_003  # augmentation seed = seed x stride + epoch: a prime above any epoch count, so no two (seed, epoch) share one
+# augmentation seed = seed x stride + epoch: a prime above any epoch count, so no two (seed, epoch) share one
+EPOCH_SEED_STRIDE = 100_003
 
 def train_epoch(net, model, optimizer, data, cfg, epoch, ctx, resident=None, progress=False, on_step=None, writer=None,
                 log_every=50) -> dict:
-    """One epoch: set the learning rate, augment each of the ordering's batches, step, move the EMA target. Returns the epoch's
-    log line. With a `writer` (TensorBoard's `SummaryWriter`, or anything with its `add_scalar`), the loss and learning rate of
-    every `log_every`-th step go to it as well."""
+    """One epoch: set the learning rate, augment each of the ordering's batches, step, move the EMA target. Returns the
+    epoch's log line. With a `writer` (TensorBoard's `SummaryWriter`, or anything with its `add_scalar`), the loss and
+    learning rate of every `log_every`-th step go to it as well."""
     model.train()
     steps = data.order.steps_per_epoch
     lr = set_learning_rate(cfg, optimizer, epoch)
     gen = torch.Generator().manual_seed(cfg.seed * EPOCH_SEED_STRIDE + epoch)
     totals, t0 = dict(loss=0.0, z_std=0.0), time.time()
-    bar = tqdm(data.image_batches(epoch, ctx, resident), total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+    bar = tqdm(
+        data.image_batches(epoch, ctx, resident),
+        total=steps,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        disable=not progress,
+        leave=False,
+    )
     for step, (images, sizes) in enumerate(bar):
         if cfg.lr_schedule == "step": lr = set_learning_rate(cfg, optimizer, epoch + step / steps)
         views = _views(data.augment, images.to(ctx.device, non_blocking=True), gen, cfg, ctx, sizes)
         with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=ctx.bf16):
             out = net(*views)
         if not torch.isfinite(out.loss):
-            raise TrainingDiverged(f"Loss became {out.loss.item()} at epoch {epoch + 1}, step {step + 1} (lr {lr:.4g}).")
+            raise TrainingDiverged(
+                f"Loss became {out.loss.item()} at epoch {epoch + 1}, step {step + 1} (lr {lr:.4g})."
+            )
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()
-        model.momentum_update(momentum_schedule(epoch * steps + step + 1, cfg.epochs * steps, cfg.ema_momentum, cfg.ema_cosine))
+        model.momentum_update(
+            momentum_schedule(epoch * steps + step + 1, cfg.epochs * steps, cfg.ema_momentum, cfg.ema_cosine)
+        )
         totals["loss"] += out.loss.item(); totals["z_std"] += std_of_l2_normalized(out.z1.float())
-        bar.set_postfix(loss=f"{totals['loss'] / (step + 1):.4f}", pairs_per_s=f"{(step + 1) * cfg.batch_size / (time.time() - t0):.0f}")
+        bar.set_postfix(
+            loss=f"{totals['loss'] / (step + 1):.4f}",
+            pairs_per_s=f"{(step + 1) * cfg.batch_size / (time.time() - t0):.0f}",
+        )
         if on_step is not None: on_step(epoch, step, model)
         if writer is not None and (epoch * steps + step + 1) % log_every == 0:
             writer.add_scalar("step/loss", out.loss.item(), epoch * steps + step + 1)
             writer.add_scalar("step/lr", lr, epoch * steps + step + 1)
     seconds = time.time() - t0
-    row = dict(epoch=epoch + 1, step=(epoch + 1) * steps, loss=totals["loss"] / steps, z_std=totals["z_std"] / steps,
-               lr=lr, predictor_lr=optimizer.param_groups[-1]["lr"], seconds=seconds, pairs_per_s=steps * cfg.batch_size / seconds,
-               phase=data.order.phase(epoch))
+    row = dict(
+        epoch=epoch + 1,
+        step=(epoch + 1) * steps,
+        loss=totals["loss"] / steps,
+        z_std=totals["z_std"] / steps,
+        lr=lr,
+        predictor_lr=optimizer.param_groups[-1]["lr"],
+        seconds=seconds,
+        pairs_per_s=steps * cfg.batch_size / seconds,
+        phase=data.order.phase(epoch),
+    )
     if ctx.world > 1:  # the log shows the mean over ranks
         t = torch.tensor([row["loss"], row["z_std"]], device=ctx.device); dist.all_reduce(t); t /= ctx.world
         row["loss"], row["z_std"] = t.tolist()
     return row
 
 def _end_epoch(run_dir, cfg, model, optimizer, data, row, history, ctx, writer=None):
-    "Measure when due, publish the checkpoint (which carries the log), append the log line, apply retention, update the status."
+    """Measure when due, publish the checkpoint (which carries the log), append the log line, apply retention, update
+    the status."""
     epoch = row["epoch"]
     if (cfg.eval_every and epoch % cfg.eval_every == 0) or epoch == cfg.epochs:
         row.update(monitor(model.backbone, data.train, data.test, data.probe, ctx.device, cfg.image_size))
     history.append(row)
-    _atomic_save(dict(epoch=epoch, model=model.state_dict(), optimizer=optimizer.state_dict(), config=cfg.to_dict(), metrics=history),
-                 checkpoint_path(run_dir, epoch))
+    _atomic_save(
+        dict(
+            epoch=epoch,
+            model=model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            config=cfg.to_dict(),
+            metrics=history,
+        ),
+        checkpoint_path(run_dir, epoch),
+    )
     _append_metrics(run_dir, row)
     if writer is not None:  # a copy of the log line; metrics.jsonl stays the record
         for k, v in row.items():
-            if isinstance(v, (int, float)) and k not in ("epoch", "step"): writer.add_scalar(f"epoch/{k}", v, row["step"])
+            if isinstance(v, (int, float)) and k not in ("epoch", "step"):
+                writer.add_scalar(f"epoch/{k}", v, row["step"])
         writer.flush()
     prune_checkpoints(run_dir, cfg.checkpoint_every)
-    write_json(run_dir/"status.json", dict(state="done" if epoch == cfg.epochs else "running", epochs_done=epoch, epochs=cfg.epochs))
+    write_json(
+        run_dir / "status.json",
+        dict(state="done" if epoch == cfg.epochs else "running", epochs_done=epoch, epochs=cfg.epochs),
+    )
 
-def train(config: TrainConfig, run_dir, resume=False, progress=True, on_step=None, wait=False, writer=None, log_every=50) -> Path:
+def train(
+    config: TrainConfig, run_dir, resume=False, progress=True, on_step=None, wait=False, writer=None, log_every=50
+) -> Path:
     """Train `config` into `run_dir`; with `resume`, continue from its last checkpoint (a finished run: nothing to do).
     Another process on `run_dir` makes this fail at once, or with `wait` queue behind it. Returns the run directory.
     `on_step(epoch, step, model)` is called after every optimiser step (for tests and custom monitoring); `writer` (e.g.
@@ -545,14 +687,31 @@ def train(config: TrainConfig, run_dir, resume=False, progress=True, on_step=Non
         net = model
         if ctx.world > 1:
             if cfg.sync_bn: net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
-            net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+            net = torch.nn.parallel.DistributedDataParallel(
+                net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+            )
         resident = _resident_images(data.train, ctx.device)
         for epoch in range(start, cfg.epochs):
-            try: row = train_epoch(net, model, optimizer, data, cfg, epoch, ctx, resident, progress and ctx.main, on_step,
-                                   writer if ctx.main else None, log_every)
+            try:
+                row = train_epoch(
+                    net,
+                    model,
+                    optimizer,
+                    data,
+                    cfg,
+                    epoch,
+                    ctx,
+                    resident,
+                    progress and ctx.main,
+                    on_step,
+                    writer if ctx.main else None,
+                    log_every,
+                )
             except TrainingDiverged as e:
-                raise TrainingDiverged(f"{e} The last good checkpoint is {checkpoint_path(run_dir, epoch) if epoch else 'none'}; "
-                                       f"lower base_lr (now {cfg.base_lr}) or use precision='fp32'.") from None
+                raise TrainingDiverged(
+                    f"{e} The last good checkpoint is {checkpoint_path(run_dir, epoch) if epoch else 'none'}; "
+                    f"lower base_lr (now {cfg.base_lr}) or use precision='fp32'."
+                ) from None
             if ctx.main: _end_epoch(run_dir, cfg, model, optimizer, data, row, history, ctx, writer)
             if ctx.world > 1: dist.barrier()
     return run_dir

@@ -24,13 +24,15 @@ def _headless(exe, *args, timeout=120) -> str:
 
 
 def images_loaded(page: Path) -> dict[str, bool]:
-    "Each image of `page` (its src) and whether Chromium loaded it, read through a same-folder frame once the page loaded."
+    """Each image of `page` (its src) and whether Chromium loaded it, read through a same-folder frame once the page
+    loaded."""
     exe, page = chromium(), Path(page).resolve()
     probe = page.with_name(f".{page.stem}_image_check.html")
     probe.write_text(f"""<html><body><iframe id="page" src="{page.name}" width="1200" height="900"></iframe><script>
 document.getElementById("page").onload = () => {{
   const images = [...document.getElementById("page").contentDocument.images];
-  document.body.setAttribute("data-images", JSON.stringify(images.map(i => [i.getAttribute("src"), i.complete && i.naturalWidth > 0])));
+  const loaded = images.map(i => [i.getAttribute("src"), i.complete && i.naturalWidth > 0]);
+  document.body.setAttribute("data-images", JSON.stringify(loaded));
 }};
 </script></body></html>""")
     try: dom = _headless(exe, "--virtual-time-budget=15000", "--dump-dom", probe.as_uri())

@@ -22,21 +22,26 @@ def two_notebooks(tmp_path, monkeypatch):
 
 
 def test_only_takes_ids_with_spaces_and_rejects_unknown_ones(two_notebooks, capsys):
-    assert [p.stem for p in experiment_notebooks(two_notebooks, ["e5", "e2"])] == ["e2_dataset_size", "e5_architectures"]
+    assert [p.stem for p in experiment_notebooks(two_notebooks, ["e5", "e2"])] == [
+        "e2_dataset_size",
+        "e5_architectures",
+    ]
     with pytest.raises(SystemExit) as e: main(["reproduce", "--scale", "smoke", "--only", "e2, e7", "--out", "unused"])
     assert e.value.code == 2 and "Unknown experiment(s) e7. Valid: e2, e5" in capsys.readouterr().err
 
 
 def test_a_failing_notebook_makes_the_command_fail_and_force_reruns(two_notebooks, tmp_path, capsys):
     out = tmp_path/"out"
-    with pytest.raises(SystemExit) as e: main(["reproduce", "--scale", "smoke", "--only", "e2, e5", "--out", str(out), "--jobs", "1"])
+    with pytest.raises(SystemExit) as e:
+        main(["reproduce", "--scale", "smoke", "--only", "e2, e5", "--out", str(out), "--jobs", "1"])
     assert "failed: e5_architectures" in str(e.value.code)  # a non-zero exit naming the notebook
     state = json.loads((out/"reproduce.json").read_text())["notebooks"]
     assert state["e2_dataset_size"]["status"] == "done" and state["e5_architectures"]["status"] == "failed"
     first = (out/"e2_dataset_size.ipynb").stat().st_mtime_ns
     with pytest.raises(SystemExit): main(["reproduce", "--scale", "smoke", "--only", "e2,e5", "--out", str(out)])
     assert (out/"e2_dataset_size.ipynb").stat().st_mtime_ns == first  # finished: skipped
-    with pytest.raises(SystemExit): main(["reproduce", "--scale", "smoke", "--only", "e2,e5", "--out", str(out), "--force"])
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--scale", "smoke", "--only", "e2,e5", "--out", str(out), "--force"])
     assert (out/"e2_dataset_size.ipynb").stat().st_mtime_ns != first  # --force runs it again
 
 
@@ -51,4 +56,6 @@ def test_data_command_describes_both_splits(capsys):
     "`simsiam-collapse data NAME` loads both splits and prints what they hold: 1,797 digits split 80/20."
     assert main(["data", "digits"]) in (None, 0)
     lines = capsys.readouterr().out.splitlines()
-    assert [("split='train'" in lines[0], "n=1437" in lines[0]), ("split='test'" in lines[1], "n=360" in lines[1])] == [(True, True)] * 2
+    assert [("split='train'" in lines[0], "n=1437" in lines[0]), ("split='test'" in lines[1], "n=360" in lines[1])] == [
+        (True, True)
+    ] * 2

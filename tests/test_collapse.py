@@ -62,7 +62,9 @@ def test_rankme_is_computed_on_uncentred_features():
     g = torch.Generator().manual_seed(3)
     relu = torch.relu(torch.randn(2000, 16, generator=g, dtype=torch.float64) + 0.5)
     assert collapse_measures(relu)["rankme"] == pytest.approx(rankme(torch.linalg.svdvals(relu)), rel=1e-9)
-    assert collapse_measures(relu)["auc"] == pytest.approx(collapse_auc(torch.linalg.svdvals(relu - relu.mean(0))), rel=1e-9)
+    assert collapse_measures(relu)["auc"] == pytest.approx(
+        collapse_auc(torch.linalg.svdvals(relu - relu.mean(0))), rel=1e-9
+    )
 
 
 def test_normalize_option_matches_manual_normalisation():
@@ -78,7 +80,9 @@ def _relative_error(a, b):
 @pytest.mark.parametrize("batch_sizes", [[1000] * 5, [1, 7, 999, 2048, 1945]])
 def test_streaming_equals_full_svd(batch_sizes):
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(sum(batch_sizes), 64, generator=g, dtype=torch.float64) @ torch.randn(64, 64, generator=g, dtype=torch.float64)
+    x = torch.randn(sum(batch_sizes), 64, generator=g, dtype=torch.float64) @ torch.randn(
+        64, 64, generator=g, dtype=torch.float64
+    )
     x += 10  # a large mean, as pooled ReLU features have
     acc = SpectrumAccumulator()
     for chunk in x.split(batch_sizes): acc.update(chunk.float().double().numpy() if len(chunk) % 2 else chunk)

@@ -49,7 +49,9 @@ def test_cifar10_from_shared_data(shared_data, tmp_cache):
 
 
 def test_unknown_name_and_split():
-    with pytest.raises(ValueError, match=r"Unknown data set 'cifar11'.*mnist5k, digits, cifar10, cifar100, fake, imagefolder"):
+    with pytest.raises(
+        ValueError, match=r"Unknown data set 'cifar11'.*mnist5k, digits, cifar10, cifar100, fake, imagefolder"
+    ):
         load_dataset("cifar11")
     with pytest.raises(ValueError, match=r"Unknown split 'dev'.*train, test"):
         load_dataset("mnist5k", "dev")
@@ -94,7 +96,9 @@ def test_imagefolder_missing_split(tmp_path):
 # ---- augmentation ----------------------------------------------------------------------------
 
 def _params(recipe, n=20000, size=32, seed=0):
-    return BatchAugment(recipe, size, (0.5,) * 3, (0.25,) * 3).sample(n, size, size, torch.Generator().manual_seed(seed))
+    return BatchAugment(recipe, size, (0.5,) * 3, (0.25,) * 3).sample(
+        n, size, size, torch.Generator().manual_seed(seed)
+    )
 
 
 @pytest.mark.parametrize("recipe", [RECIPES["simsiam"][0], RECIPES["byol"][0]])
@@ -134,7 +138,9 @@ def test_rates_match_probabilities():
 
 def test_flip_mirrors_the_crop():
     x = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
-    aug = BatchAugment(ViewRecipe(crop_scale=(1, 1), crop_ratio=(1, 1), jitter_p=0, grayscale_p=0, blur_p=0), 16, (0,), (1,))
+    aug = BatchAugment(
+        ViewRecipe(crop_scale=(1, 1), crop_ratio=(1, 1), jitter_p=0, grayscale_p=0, blur_p=0), 16, (0,), (1,)
+    )
     p = aug.sample(2, 16, 16)
     p["flip"] = torch.tensor([True, False])
     y = aug.apply(x, p)
@@ -179,7 +185,8 @@ def test_bad_recipe_name():
 
 
 def test_streamed_crops_cover_the_whole_of_non_square_images(tmp_path, tmp_cache):
-    "Wide images (24 x 96) whose columns encode their x position: training crops reach both ends, as RandomResizedCrop does."
+    """Wide images (24 x 96) whose columns encode their x position: training crops reach both ends, as RandomResizedCrop
+    does."""
     from PIL import Image
 
     from simsiam_collapse.augment import eval_transform
@@ -193,9 +200,12 @@ def test_streamed_crops_cover_the_whole_of_non_square_images(tmp_path, tmp_cache
     images, _ = ds.batch(list(range(8)))
     view = BatchAugment(ViewRecipe(jitter_p=0, grayscale_p=0, blur_p=0, flip_p=0), 16, (0, 0, 0), (1, 1, 1))
     g = torch.Generator().manual_seed(0)
-    centres = torch.cat([view.apply(images, view.sample(8, *ds.sizes.unbind(1), generator=g)).mean((1, 2, 3)) for _ in range(50)])
+    centres = torch.cat(
+        [view.apply(images, view.sample(8, *ds.sizes.unbind(1), generator=g)).mean((1, 2, 3)) for _ in range(50)]
+    )
     # a centre crop to a square first would keep every crop within columns 36-60 of 96: centres in (0.375, 0.625)
     assert centres.min() < 0.2 and centres.max() > 0.8, (centres.min(), centres.max())
-    evaluated = eval_transform(images, 16, (0, 0, 0), (1, 1, 1), sizes=ds.sizes[:8])  # the centre crop of the original geometry
+    # the centre crop of the original geometry
+    evaluated = eval_transform(images, 16, (0, 0, 0), (1, 1, 1), sizes=ds.sizes[:8])
     columns = evaluated[0, 0].mean(0)
     assert abs(columns[0] - 36 / 95) < 0.03 and abs(columns[-1] - 59 / 95) < 0.03, columns

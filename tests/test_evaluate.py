@@ -73,8 +73,14 @@ def test_fast_probe_separable_and_shuffled():
     assert good.final_accuracy >= 99 and len(good.history) == 10
     assert good.best_accuracy >= good.final_accuracy and good.history[good.best_epoch] == good.best_accuracy
     g = torch.Generator().manual_seed(1)
-    bad = linear_probe_on_features(torch.randn(5000, 32, generator=g), torch.randint(10, (5000,), generator=g),
-                                   torch.randn(2000, 32, generator=g), torch.randint(10, (2000,), generator=g), epochs=10, progress=False)
+    bad = linear_probe_on_features(
+        torch.randn(5000, 32, generator=g),
+        torch.randint(10, (5000,), generator=g),
+        torch.randn(2000, 32, generator=g),
+        torch.randint(10, (2000,), generator=g),
+        epochs=10,
+        progress=False,
+    )
     assert 6 < bad.final_accuracy < 14
 
 

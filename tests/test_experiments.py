@@ -53,14 +53,17 @@ def test_notebook_runs_at_smoke_scale_and_writes_its_outputs(exp_id, smoke_dir):
     names = {p.name for p in folder.iterdir()}
     assert {"claims.json", "summary.md", "experiment.json"} <= names
     claims = json.loads((folder/"claims.json").read_text())["claims"]
-    assert claims and all(c["verdict"] in ("reproduced", "not reproduced", "partly", "not run at this scale") for c in claims)
+    assert claims and all(
+        c["verdict"] in ("reproduced", "not reproduced", "partly", "not run at this scale") for c in claims
+    )
     assert all(c["checks"] and all(k["what"] for k in c["checks"]) for c in claims)
     executed = nbformat.read(str(smoke_dir/f"{NOTEBOOKS[exp_id].stem}.ipynb"), as_version=4)
     shown = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert shown, "figures appear in the notebook, not only on disk"
     pngs = {p.stem for p in folder.glob("*.png")}
     assert pngs and pngs == {p.stem for p in folder.glob("*.pdf")}  # every figure as PNG and PDF
-    if exp_id != "e4": assert {p.stem for p in folder.glob("*.csv")} == {p.stem for p in folder.glob("*.md")} - {"summary"}
+    if exp_id != "e4":
+        assert {p.stem for p in folder.glob("*.csv")} == {p.stem for p in folder.glob("*.md")} - {"summary"}
 
 
 def test_an_injected_parameter_changes_the_result(smoke_dir, tmp_path):
@@ -72,11 +75,14 @@ def test_an_injected_parameter_changes_the_result(smoke_dir, tmp_path):
 
 
 def test_a_wrong_parameter_fails_fast_and_a_string_list_is_read(tmp_path):
-    with pytest.raises(pm.PapermillExecutionError, match="Unknown parameter.s. architecture. This notebook's parameters"):
+    with pytest.raises(
+        pm.PapermillExecutionError, match="Unknown parameter.s. architecture. This notebook's parameters"
+    ):
         _execute("e2", tmp_path, architecture=["resnet18"])
     with pytest.raises(pm.PapermillExecutionError, match="Parameter seeds=3 is not valid"):
         _execute("e2", tmp_path, seeds=3)
-    _execute("e2", tmp_path, seeds="[5]", architectures="['resnet18']", fractions=[0.5, 1.0])  # as -p passes lists: strings
+    # as -p passes lists: strings
+    _execute("e2", tmp_path, seeds="[5]", architectures="['resnet18']", fractions=[0.5, 1.0])
     assert all("-s5-" in p.name for p in (tmp_path/"runs").iterdir())
 
 
@@ -103,7 +109,8 @@ def test_reproduce_reports_a_failure_and_finishes_the_rest(partly_broken):
     report = (out/"REPORT.md").read_text()
     for name in ("e2_dataset_size", "e3_collapse", "e5_architectures", "deliberately broken"): assert name in report
     assert "## Headline claims" in report and (out/"index.html").exists()
-    assert (out/"runs.progress.json").exists() and not list(out.glob("kernel-*"))  # progress beside the store; no sockets left
+    # progress beside the store; no sockets left
+    assert (out/"runs.progress.json").exists() and not list(out.glob("kernel-*"))
     # a second call trains nothing new and skips the finished notebooks
     stamps = {p: p.stat().st_mtime for p in (out/"runs").glob("*/status.json")}
     again = reproduce("smoke", out=out, notebooks=nbs)

@@ -53,7 +53,8 @@ def test_target_has_no_gradient_and_starts_as_online_copy(cls):
 
 
 def test_each_view_has_its_own_batch_norm_statistics():
-    "The loss equals the one computed from each view forwarded alone (its own BN statistics), as the authors' code does."
+    """The loss equals the one computed from each view forwarded alone (its own BN statistics), as the authors' code
+    does."""
     torch.manual_seed(0)
     m = build_method("simsiam", build_backbone("resnet18", stem="cifar", width=4), proj_dim=16, pred_hidden_dim=8)
     a, b = torch.randn(8, 3, 8, 8), torch.randn(8, 3, 8, 8) * 3 + 1  # views with different statistics

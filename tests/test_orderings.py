@@ -52,7 +52,8 @@ def test_subset_is_the_last_fraction_of_the_permutation():
         o = _make("subset", fraction=fraction)
         last = set(o.permutation()[o.n - round(fraction * o.n):])
         assert all(set(o.epoch_indices(e)) <= last for e in range(o.epochs))
-        assert set().union(*(set(o.epoch_indices(e)) for e in range(o.epochs))) == last  # every image of the subset is used
+        # every image of the subset is used
+        assert set().union(*(set(o.epoch_indices(e)) for e in range(o.epochs))) == last
     # smaller subsets are nested in larger ones, as the paper's fractions of one permutation are
     assert set(_make("subset", fraction=0.07).pool(0)) <= set(_make("subset", fraction=0.5).pool(0))
 
@@ -83,16 +84,21 @@ def test_rank_shards_make_up_the_global_batch():
         o.batches(0, world_size=3)
 
 
-@pytest.mark.parametrize("bad,match", [(dict(strategy="shuffle"), "Unknown ordering 'shuffle'"),
-                                       (dict(strategy="subset", fraction=0.0), r"fraction must be a number in \(0, 1\], got 0.0"),
-                                       (dict(strategy="hybrid", switch_epoch=11), "switch_epoch must be an integer between 0 and epochs=10"),
-                                       (dict(strategy="hybrid", switch_epoch=None), "switch_epoch must be an integer between"),
-                                       (dict(strategy="multiple_pass", batch_size=2000), "batch_size must be an integer between 1 and the 1003"),
-                                       (dict(strategy="single_pass", chunks=0), "chunks must be an integer between 1"),
-                                       (dict(strategy="multiple_pass", n=1003.0), "n .the number of training images. must be a positive integer"),
-                                       (dict(strategy="multiple_pass", epochs=2.5), "epochs must be an integer of at least 1, got 2.5"),
-                                       (dict(strategy="subset", fraction=0.05), "the subset holds 50 of the 1003 images, fewer than a batch of 64"),
-                                       (dict(strategy="single_pass", chunks=10, batch_size=128), "a chunk .10 chunks. holds 100 .* at most 7 chunks")])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (dict(strategy="shuffle"), "Unknown ordering 'shuffle'"),
+        (dict(strategy="subset", fraction=0.0), r"fraction must be a number in \(0, 1\], got 0.0"),
+        (dict(strategy="hybrid", switch_epoch=11), "switch_epoch must be an integer between 0 and epochs=10"),
+        (dict(strategy="hybrid", switch_epoch=None), "switch_epoch must be an integer between"),
+        (dict(strategy="multiple_pass", batch_size=2000), "batch_size must be an integer between 1 and the 1003"),
+        (dict(strategy="single_pass", chunks=0), "chunks must be an integer between 1"),
+        (dict(strategy="multiple_pass", n=1003.0), "n .the number of training images. must be a positive integer"),
+        (dict(strategy="multiple_pass", epochs=2.5), "epochs must be an integer of at least 1, got 2.5"),
+        (dict(strategy="subset", fraction=0.05), "the subset holds 50 of the 1003 images, fewer than a batch of 64"),
+        (dict(strategy="single_pass", chunks=10, batch_size=128), "a chunk .10 chunks. holds 100 .* at most 7 chunks"),
+    ],
+)
 def test_bad_values_name_themselves(bad, match):
     with pytest.raises(ValueError, match=match):
         Ordering(**{**KW, **bad})
@@ -101,7 +107,13 @@ def test_bad_values_name_themselves(bad, match):
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("n,batch_size,epochs", [(1003, 64, 10), (500, 100, 3), (777, 37, 7), (256, 256, 4)])
 def test_a_batch_never_holds_the_same_image_twice(strategy, n, batch_size, epochs):
-    extra = dict(fraction=max(0.5, batch_size / n)) if strategy == "subset" else dict(switch_epoch=epochs // 2) if strategy == "hybrid" else {}
+    extra = (
+        dict(fraction=max(0.5, batch_size / n))
+        if strategy == "subset"
+        else dict(switch_epoch=epochs // 2)
+        if strategy == "hybrid"
+        else {}
+    )
     if strategy in ("single_pass", "cumulative", "hybrid"): extra["chunks"] = max(1, min(epochs, n // batch_size))
     o = Ordering(strategy, n=n, epochs=epochs, batch_size=batch_size, seed=5, **extra)
     for e in range(epochs):

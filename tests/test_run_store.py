@@ -1,4 +1,5 @@
-"The run store: experiments share runs, unfinished runs resume, hybrids start from their twin, evaluations are cached honestly."
+"""The run store: experiments share runs, unfinished runs resume, hybrids start from their twin, evaluations are cached
+honestly."""
 import json
 
 import pytest
@@ -30,7 +31,9 @@ def test_a_second_experiment_reuses_the_first_ones_runs(tmp_path, counted):
     assert counted["runs"] == 2
     second = Experiment("e3", "smoke", out_dir=tmp_path, progress=False, jobs=1).run_many(plan)
     assert counted["runs"] == 2  # nothing trained again
-    assert [r["run"] for r in first] == [r["run"] for r in second] and [r["accuracy"] for r in first] == [r["accuracy"] for r in second]
+    assert [r["run"] for r in first] == [r["run"] for r in second] and [r["accuracy"] for r in first] == [
+        r["accuracy"] for r in second
+    ]
 
 
 def test_an_unfinished_run_is_resumed_not_restarted(tmp_path, counted):
@@ -65,7 +68,9 @@ def test_the_evaluation_cache_follows_its_inputs(tmp_path, monkeypatch):
     run = exp.store.get(exp.config(backbone="resnet18", seed=0), progress=False)
     probes = []
     real = experiments.linear_probe_on_features
-    monkeypatch.setattr(experiments, "linear_probe_on_features", lambda *a, **k: probes.append(k.get("epochs")) or real(*a, **k))
+    monkeypatch.setattr(
+        experiments, "linear_probe_on_features", lambda *a, **k: probes.append(k.get("epochs")) or real(*a, **k)
+    )
     scale = SCALES["smoke"]
     first = evaluate_run(run, scale, "cpu")
     assert evaluate_run(run, scale, "cpu") == first and len(probes) == 1  # cached

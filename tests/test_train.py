@@ -1,4 +1,5 @@
-"Training: the loss goes down, resume is exact, the hybrid starts from its twin, bad configs fail at once, DDP matches one process."
+"""Training: the loss goes down, resume is exact, the hybrid starts from its twin, bad configs fail at once, DDP matches
+one process."""
 import dataclasses
 import json
 import os
@@ -20,8 +21,16 @@ from simsiam_collapse.train import (
     train,
 )
 
-TINY = dict(dataset="digits", width=8, proj_hidden_dim=64, proj_dim=64, pred_hidden_dim=16, batch_size=128, probe_size=300,
-            eval_every=0)
+TINY = dict(
+    dataset="digits",
+    width=8,
+    proj_hidden_dim=64,
+    proj_dim=64,
+    pred_hidden_dim=16,
+    batch_size=128,
+    probe_size=300,
+    eval_every=0,
+)
 
 
 @pytest.mark.parametrize("method,epochs", [("simsiam", 3), ("byol", 3), ("mocov3", 3)])
@@ -54,7 +63,9 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path):
     a, b = _weights(tmp_path/"whole", 3), _weights(tmp_path/"killed", 3)
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
-    assert [m["loss"] for m in read_metrics(tmp_path/"whole")[1:]] == [m["loss"] for m in read_metrics(tmp_path/"killed")[1:]]
+    assert [m["loss"] for m in read_metrics(tmp_path / "whole")[1:]] == [
+        m["loss"] for m in read_metrics(tmp_path / "killed")[1:]
+    ]
 
 
 @pytest.mark.parametrize("method", ["byol", "mocov3"])
@@ -72,7 +83,9 @@ def test_resume_is_exact_for_momentum_methods(method, tmp_path):
     for k in a["model"]: assert torch.equal(a["model"][k], b["model"][k]), k
     for (ka, va), (kb, vb) in zip(a["optimizer"]["state"].items(), b["optimizer"]["state"].items()):
         assert all(torch.equal(va[n], vb[n]) for n in va), ka  # LARS momentum buffers
-    assert [m.get("lr") for m in read_metrics(tmp_path/"whole")] == [m.get("lr") for m in read_metrics(tmp_path/"killed")]
+    assert [m.get("lr") for m in read_metrics(tmp_path / "whole")] == [
+        m.get("lr") for m in read_metrics(tmp_path / "killed")
+    ]
 
 
 def test_resume_refuses_another_config(tmp_path):
@@ -97,25 +110,38 @@ def test_hybrid_starts_from_the_single_pass_checkpoint(tmp_path):
     phases = [m["phase"] for m in read_metrics(tmp_path/"hybrid") if "phase" in m]
     assert phases == ["single_pass", "single_pass", "multiple_pass", "multiple_pass"]
     with pytest.raises(ValueError, match="not the single-pass twin"):
-        train(TrainConfig(epochs=4, ordering="hybrid", switch_epoch=2, seed=1, init_from=str(tmp_path/"single"), **TINY),
-              tmp_path/"wrong", progress=False)
+        train(
+            TrainConfig(
+                epochs=4, ordering="hybrid", switch_epoch=2, seed=1, init_from=str(tmp_path / "single"), **TINY
+            ),
+            tmp_path / "wrong",
+            progress=False,
+        )
 
 
-@pytest.mark.parametrize("bad,match", [(dict(method="simclr"), "method='simclr' is not valid"),
-                                       (dict(ordering="subset", fraction=1.5), r"fraction must be a number in \(0, 1\], got 1.5"),
-                                       (dict(ordering="hybrid", switch_epoch=9, epochs=4), "switch_epoch must be an integer between 0 and epochs=4"),
-                                       (dict(ordering="single_pass", epochs=20), "a chunk .20 chunks. holds 71 of the 1437 images, fewer than a batch of 128"),
-                                       (dict(epochs=2.0), "epochs=2.0 is not valid: an integer"),
-                                       (dict(eval_every=-1), "eval_every=-1 is not valid"),
-                                       (dict(image_size=0), "image_size=0 is not valid"),
-                                       (dict(momentum=-0.9), "momentum=-0.9 is not valid"),
-                                       (dict(weight_decay=-1e-4), "weight_decay=-0.0001 is not valid"),
-                                       (dict(ema_momentum=1.5), "ema_momentum=1.5 is not valid"),
-                                       (dict(temperature=0.0), "temperature=0.0 is not valid"),
-                                       (dict(probe_size=0), "probe_size=0 is not valid"),
-                                       (dict(batch_size="128"), "batch_size='128' is not valid: an integer"),
-                                       (dict(dataset="imagenet"), "dataset='imagenet' is not valid"),
-                                       (dict(precision="fp8"), "precision='fp8' is not valid")])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (dict(method="simclr"), "method='simclr' is not valid"),
+        (dict(ordering="subset", fraction=1.5), r"fraction must be a number in \(0, 1\], got 1.5"),
+        (dict(ordering="hybrid", switch_epoch=9, epochs=4), "switch_epoch must be an integer between 0 and epochs=4"),
+        (
+            dict(ordering="single_pass", epochs=20),
+            "a chunk .20 chunks. holds 71 of the 1437 images, fewer than a batch of 128",
+        ),
+        (dict(epochs=2.0), "epochs=2.0 is not valid: an integer"),
+        (dict(eval_every=-1), "eval_every=-1 is not valid"),
+        (dict(image_size=0), "image_size=0 is not valid"),
+        (dict(momentum=-0.9), "momentum=-0.9 is not valid"),
+        (dict(weight_decay=-1e-4), "weight_decay=-0.0001 is not valid"),
+        (dict(ema_momentum=1.5), "ema_momentum=1.5 is not valid"),
+        (dict(temperature=0.0), "temperature=0.0 is not valid"),
+        (dict(probe_size=0), "probe_size=0 is not valid"),
+        (dict(batch_size="128"), "batch_size='128' is not valid: an integer"),
+        (dict(dataset="imagenet"), "dataset='imagenet' is not valid"),
+        (dict(precision="fp8"), "precision='fp8' is not valid"),
+    ],
+)
 def test_bad_config_fails_before_anything_is_written(bad, match, tmp_path):
     with pytest.raises(ValueError, match=match):
         train(TrainConfig(**{**TINY, **bad}), tmp_path/"run", progress=False)
@@ -154,16 +180,21 @@ def _free_port():
 
 
 def _ddp_worker(rank, world, port, cfg, run_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     def keep_weights(epoch, step, model):  # every rank's weights after its last step
-        torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, Path(run_dir).parent/f"rank{rank}.pt")
+        torch.save(
+            {k: v.detach().clone() for k, v in model.state_dict().items()}, Path(run_dir).parent / f"rank{rank}.pt"
+        )
     train(cfg, run_dir, progress=False, on_step=keep_weights)
     torch.distributed.destroy_process_group()
 
 
 def _two_ranks_in_one_process(cfg):
-    "What two ranks compute, in one process: each half of every global batch forwarded alone (batch norm per rank), the two losses averaged."
+    """What two ranks compute, in one process: each half of every global batch forwarded alone (batch norm per rank),
+    the two losses averaged."""
     from simsiam_collapse.train import (
         TrainingData,
         build_model,
@@ -192,18 +223,23 @@ def _two_ranks_in_one_process(cfg):
 
 
 def test_two_processes_average_gradients_and_train_on_their_own_halves(tmp_path):
-    "gloo on CPU: both ranks hold the same weights after training, equal to one process that averages the two halves' gradients."
-    cfg = TrainConfig(dataset="fake", epochs=1, channels_last=False, **{k: v for k, v in TINY.items() if k != "dataset"})
+    """gloo on CPU: both ranks hold the same weights after training, equal to one process that averages the two halves'
+    gradients."""
+    cfg = TrainConfig(
+        dataset="fake", epochs=1, channels_last=False, **{k: v for k, v in TINY.items() if k != "dataset"}
+    )
     torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, tmp_path/"ddp"), nprocs=2, join=True)
     ranks = [torch.load(tmp_path/f"rank{r}.pt") for r in (0, 1)]
     reference = _two_ranks_in_one_process(cfg)
     assert json.loads((tmp_path/"ddp"/"environment.json").read_text())["world_size"] == 2
     for name, w in ranks[0].items():
-        if not w.is_floating_point() or "running" in name: continue  # batch-norm buffers follow rank 0 alone (DDP broadcasts them)
+        # batch-norm buffers follow rank 0 alone (DDP broadcasts them)
+        if not w.is_floating_point() or "running" in name: continue
         assert torch.equal(w, ranks[1][name]), name  # the ranks agree exactly
         assert torch.allclose(w, reference[name], atol=1e-5, rtol=1e-4), (name, (w - reference[name]).abs().max())
     untrained = build_model(cfg.resolved(), 3).state_dict()
-    assert not torch.allclose(ranks[0]["backbone.stem.0.weight"], untrained["backbone.stem.0.weight"])  # training moved the weights
+    # training moved the weights
+    assert not torch.allclose(ranks[0]["backbone.stem.0.weight"], untrained["backbone.stem.0.weight"])
 
 
 def test_training_on_a_streamed_image_folder(tmp_path, monkeypatch):
@@ -217,12 +253,24 @@ def test_training_on_a_streamed_image_folder(tmp_path, monkeypatch):
         for c in ("a", "b"):
             (tmp_path/"folder"/split/c).mkdir(parents=True)
             for i in range(n):
-                Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(tmp_path/"folder"/split/c/f"{i}.png")
-    streamed = lambda name, split="train", data_root=None, download=None: datasets.load_dataset(name, split, stream=True, image_size=16)
+                Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(
+                    tmp_path / "folder" / split / c / f"{i}.png"
+                )
+    streamed = lambda name, split="train", data_root=None, download=None: datasets.load_dataset(
+        name, split, stream=True, image_size=16
+    )
     monkeypatch.setattr(train_module, "load_dataset", streamed)
     monkeypatch.setenv("SIMSIAM_COLLAPSE_CACHE", str(tmp_path/"cache"))
-    cfg = TrainConfig(dataset=f"imagefolder:{tmp_path/'folder'}", width=4, proj_dim=16, pred_hidden_dim=8, epochs=2, batch_size=16,
-                      probe_size=16, eval_every=0)
+    cfg = TrainConfig(
+        dataset=f"imagefolder:{tmp_path / 'folder'}",
+        width=4,
+        proj_dim=16,
+        pred_hidden_dim=8,
+        epochs=2,
+        batch_size=16,
+        probe_size=16,
+        eval_every=0,
+    )
     run = train(cfg, tmp_path/"run", progress=False)
     assert json.loads((run/"data.json").read_text())["train"]["streamed"] is True
     assert [m["epoch"] for m in read_metrics(run)] == [0, 1, 2] and last_checkpoint(run) == 2
@@ -266,7 +314,8 @@ def test_a_kill_between_checkpoint_and_log_line_loses_no_line(tmp_path):
     log = tmp_path/"run"/"metrics.jsonl"
     lines = log.read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2]
-    log.write_text("\n".join(lines[:2]) + "\n" + lines[1] + "\n" + lines[2][:17])  # line 2 lost, line 1 repeated, a half line
+    # line 2 lost, line 1 repeated, a half line
+    log.write_text("\n".join(lines[:2]) + "\n" + lines[1] + "\n" + lines[2][:17])
     with pytest.warns(UserWarning, match="line 4 is not valid JSON"):
         assert [m["epoch"] for m in read_metrics(tmp_path/"run")] == [0, 1, 1]
     train(cfg, tmp_path/"run", resume=True, progress=False)
@@ -286,20 +335,26 @@ def test_a_truncated_newest_checkpoint_is_named_and_skipped(tmp_path):
         train(cfg, run, resume=True, progress=False)
     assert (run/"checkpoints"/"epoch_0003.pt.corrupt").exists()
     assert torch.equal(_weights(run, 3)["model"]["backbone.stem.0.weight"],
-                       _weights(tmp_path/"straight", 3)["model"]["backbone.stem.0.weight"])  # epoch 3 retrained from epoch 2, exactly
+                       # epoch 3 retrained from epoch 2, exactly
+                       _weights(tmp_path/"straight", 3)["model"]["backbone.stem.0.weight"])
     assert [m["epoch"] for m in read_metrics(run)] == [0, 1, 2, 3]
 
 
 def test_retention_keeps_every_kth_and_the_newest(tmp_path):
     run = train(TrainConfig(epochs=5, checkpoint_every=2, **TINY), tmp_path/"run", progress=False)
-    assert [p.name for p in sorted((run/"checkpoints").iterdir())] == ["epoch_0002.pt", "epoch_0004.pt", "epoch_0005.pt"]
+    assert [p.name for p in sorted((run / "checkpoints").iterdir())] == [
+        "epoch_0002.pt",
+        "epoch_0004.pt",
+        "epoch_0005.pt",
+    ]
     run = train(TrainConfig(epochs=3, checkpoint_every=0, **TINY), tmp_path/"last", progress=False)
     assert [p.name for p in (run/"checkpoints").iterdir()] == ["epoch_0003.pt"]
     assert [m["epoch"] for m in read_metrics(run)] == [0, 1, 2, 3]  # the log keeps every epoch
 
 
 def test_total_collapse_finishes_and_is_logged(tmp_path):
-    "A backbone whose features became constant (as weight decay does at a large dose): the run ends normally, AUC 1 and RankMe 1."
+    """A backbone whose features became constant (as weight decay does at a large dose): the run ends normally, AUC 1
+    and RankMe 1."""
     def collapse_at_the_last_step(epoch, step, model):
         if epoch == 1 and step == 10:
             with torch.no_grad():
