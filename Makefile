@@ -11,7 +11,7 @@ ifneq ($(wildcard ../shared/data),)
 export SIMSIAM_COLLAPSE_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: setup lint test test-slow reproduce export clean
+.PHONY: setup lint test test-slow mutation reproduce export clean
 
 setup: $(BIN)/.installed
 
@@ -37,12 +37,21 @@ lint: setup
 test: setup export lint
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/nbdev_proc_nbs
-	$(BIN)/python -m pytest -m "not slow" tests
+	$(BIN)/python -m pytest -m "not slow and not package_checks" tests
 
 # The slow checks (papermill experiments at smoke scale, long training runs); not part of CI.
 test-slow: setup
 	$(BIN)/nbdev_test --n_workers 2 --flags slow
 	$(BIN)/python -m pytest -m slow tests
+
+# Mutation testing of the metric, the orderings, the methods and the training step (setup.cfg, tests/mutation_score.py,
+# tests/README.md); hours on two cores, not part of CI. MUTANTS narrows it, e.g. MUTANTS='simsiam_collapse.collapse.*'.
+# mutmut keeps its results in mutants/ and resumes where it stopped.
+MUTANTS ?=
+mutation: setup
+	$(BIN)/python -m pip install -q -e ".[dev,mutation]"
+	set -f; $(BIN)/mutmut run $(or $(MUTANTS),$$($(BIN)/python tests/mutation_score.py --targets))
+	$(BIN)/python tests/mutation_score.py --survivors
 
 # mini trains on CIFAR-10: from ../shared/data when it is there, else downloaded once (170 MB) into ~/.cache/simsiam_collapse.
 reproduce: setup

@@ -33,7 +33,9 @@ setuptools.setup(
     include_package_data=True,
     package_data={cfg["lib_name"]: ["reference/*.csv", "reference/*.md"]},
     install_requires=shlex.split(cfg.get("requirements", "")),
-    extras_require={"dev": shlex.split(cfg.get("dev_requirements", "")), "tensorboard": ["tensorboard>=2.10"]},
+    extras_require={"dev": shlex.split(cfg.get("dev_requirements", "")), "tensorboard": ["tensorboard>=2.10"],
+                    # mutation testing (`make mutation`), not part of CI
+                    "mutation": ["mutmut>=3.8,<4"]},
     python_requires=">=" + cfg["min_python"],
     zip_safe=False,
     entry_points={

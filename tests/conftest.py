@@ -6,6 +6,9 @@ import pytest
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long checks that `make test` leaves out (run them with `make test-slow`)")
+    config.addinivalue_line(
+        "markers", "package_checks: the notebooks' checks run on the exported package, for `make mutation` only"
+    )
 
 
 @pytest.fixture

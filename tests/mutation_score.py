@@ -1,0 +1,107 @@
+"""The mutation score of each mutated module, from the results `mutmut run` left in mutants/ (`make mutation`).
+
+A mutant counts as killed when a test failed, crashed or timed out on it; as surviving when every test passed or no
+test reached it. Mutants that change only a docstring are listed apart and not counted: no result can catch them.
+Prints one row per module and the surviving mutants (see one with `mutmut show NAME`)."""
+import argparse
+import ast
+import fnmatch
+import json
+from collections import Counter
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "simsiam_collapse"
+# What `make mutation` mutates: the metric, the orderings and the methods whole (their figures aside: a wrong label
+# changes no number), and of training the step itself (model, optimiser, learning rate, views, the epoch loop).
+TARGETS = {"collapse": None, "orderings": None, "methods": None,
+           "train": {"build_model", "build_optimizer", "set_learning_rate", "_views", "train_epoch"}}
+NOT_SCIENCE = ("plot_", "save_figure")
+
+KILLED = {1, 3, 24, -24, 36, 152, 255, -9, -11}  # failed, pytest internal error, timeouts, killed by a signal
+SURVIVED = {0}
+NO_TESTS = {5, 33}
+
+
+def module_results(meta: Path) -> dict:
+    "{mutant name: exit code} of one module's `.meta` file."
+    return json.loads(meta.read_text())["exit_code_by_key"]
+
+
+def _without_docstring(fn: ast.FunctionDef) -> str:
+    "The function's code with its docstring and name left out, as an AST dump."
+    body = fn.body[1:] if ast.get_docstring(fn, clean=False) is not None else fn.body
+    return ast.dump(ast.Module(body=body, type_ignores=[])) + ast.dump(fn.args)
+
+
+def docstring_mutants(mutated_module: Path) -> set[str]:
+    """Mutants that change only a docstring (no result can tell them apart), found by comparing each mutant function
+    of mutmut's copy of the module with its `__mutmut_orig`."""
+    functions = {n.name: n for n in ast.walk(ast.parse(mutated_module.read_text())) if isinstance(n, ast.FunctionDef)}
+    out = set()
+    for name, fn in functions.items():
+        stem, _, number = name.rpartition("__mutmut_")
+        orig = functions.get(f"{stem}__mutmut_orig")
+        if not number.isdigit() or orig is None: continue
+        if _without_docstring(fn) == _without_docstring(orig) and ast.get_docstring(fn) != ast.get_docstring(orig):
+            out.add(name)
+    return out
+
+
+def tally(results: dict, docstrings: set) -> Counter:
+    "Killed / survived / no tests / not checked / docstring-only counts of a module's {mutant: exit code}."
+    c = Counter()
+    for name, code in results.items():
+        if name.rpartition(".")[2] in docstrings: c["docstring"] += 1
+        else:
+            c["killed" if code in KILLED else "survived" if code in SURVIVED else "no tests" if code in NO_TESTS
+              else "not checked"] += 1
+    return c
+
+
+def mutant_patterns() -> list[str]:
+    "mutmut name patterns (`module.x_function__mutmut_*`, `module.xǁClassǁmethod__mutmut_*`) of the TARGETS."
+    patterns = []
+    for module, only in TARGETS.items():
+        tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                names = [(node.name, f"x_{node.name}")]
+            elif isinstance(node, ast.ClassDef):
+                names = [(f"{node.name}.{f.name}", f"x\u01c1{node.name}\u01c1{f.name}") for f in node.body
+                         if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+            else: continue
+            for name, mangled in names:
+                if name.startswith(NOT_SCIENCE) or (only is not None and name not in only): continue
+                patterns.append(f"simsiam_collapse.{module}.{mangled}__mutmut_*")
+    return patterns
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--mutants", default="mutants", help="mutmut's folder (default: %(default)s)")
+    p.add_argument("--survivors", action="store_true", help="list every surviving mutant")
+    p.add_argument("--targets", action="store_true", help="print the mutant patterns `make mutation` runs, and stop")
+    args = p.parse_args(argv)
+    if args.targets: return print(" ".join(mutant_patterns()))
+    metas = sorted(Path(args.mutants).rglob("*.py.meta"))
+    if not metas: raise SystemExit(f"No mutmut results under {args.mutants}/: run `make mutation` first.")
+    print("| module | mutants | docstring only (not counted) | killed | survived | no test reached | not yet run "
+          "| score |")
+    print("|---|---|---|---|---|---|---|---|")
+    survivors, patterns = [], mutant_patterns()
+    for meta in metas:
+        results = {k: v for k, v in module_results(meta).items() if any(fnmatch.fnmatch(k, p) for p in patterns)}
+        docstrings = docstring_mutants(meta.with_suffix(""))
+        c = tally(results, docstrings)
+        decided = c["killed"] + c["survived"] + c["no tests"]
+        score = f"{100 * c['killed'] / decided:.0f} %" if decided else "-"
+        name = meta.name.removesuffix(".py.meta")
+        counts = " | ".join(str(c[k]) for k in ("docstring", "killed", "survived", "no tests", "not checked"))
+        print(f"| {name} | {len(results)} | {counts} | {score} |")
+        survivors += [k for k, v in results.items()
+                      if v in SURVIVED | NO_TESTS and k.rpartition(".")[2] not in docstrings]
+    if args.survivors: print("\nSurviving mutants:\n" + "\n".join(f"- {s}" for s in survivors))
+
+
+if __name__ == "__main__":
+    main()
