@@ -1,4 +1,6 @@
 "The collapse metric: closed forms, the official values, invariances, and the streaming spectrum."
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from simsiam_collapse.collapse import (
     official_spectra,
     rankme,
     singular_values,
+    std_of_l2_normalized,
 )
 
 
@@ -119,3 +122,66 @@ def test_rankme_of_official_spectra_orders_like_auc_at_the_extremes():
     spectra = official_spectra()
     assert rankme(spectra[1]) > rankme(spectra[20])  # 1 % is the least collapsed, 20 % the most
     assert collapse_auc(spectra[1]) < collapse_auc(spectra[20])
+
+
+# Boundaries and messages the mutation run (tests/README.md) found untested.
+
+def test_two_vectors_suffice_one_is_refused_by_name():
+    x = torch.randn(2, 3, dtype=torch.float64)
+    with pytest.warns(UserWarning, match="Only 2 feature vectors for 3 dimensions: at least 2 singular values"):
+        assert len(singular_values(x)) == 3
+    with pytest.raises(ValueError, match="Need at least 2 feature vectors to measure a spectrum, got 1."):
+        singular_values(x[:1])
+    acc = SpectrumAccumulator().update(x)
+    with pytest.warns(UserWarning, match="Only 2 feature vectors for 3 dimensions"):
+        assert len(acc.singular_values()) == 3
+    with pytest.raises(ValueError, match="Need at least 2 feature vectors, got 1."):
+        SpectrumAccumulator().update(x[:1]).singular_values()
+
+
+def test_as_many_vectors_as_dimensions_is_no_warning():
+    # (where the warning points, its stacklevel, is not asserted: mutmut's trampolines add frames)
+    x = torch.randn(4, 4, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        singular_values(x)
+        SpectrumAccumulator().update(x).singular_values()
+
+
+def test_bad_singular_values_are_named():
+    for f in (cumulative_explained_variance, rankme):
+        with pytest.raises(ValueError, match="^Singular values contain 1 NaN or inf value"):
+            f(np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match="^Singular values must be non-negative.$"):
+        cumulative_explained_variance(np.array([1.0, -0.5]))
+
+
+def test_collapse_measures_reports_dimension_and_centred_spectrum_for_any_input():
+    x = torch.randn(50, 6, dtype=torch.float64) + 3.0
+    full = collapse_measures(x)
+    assert full["feature_dim"] == 6 and torch.allclose(full["spectrum"], singular_values(x))
+    # an accumulator set to uncentred still gives the paper's (centred) AUC, and the uncentred RankMe
+    streamed = collapse_measures(SpectrumAccumulator(center=False).update(x))
+    assert streamed["feature_dim"] == 6 and torch.allclose(streamed["spectrum"], singular_values(x), atol=1e-9)
+    assert abs(streamed["auc"] - full["auc"]) < 1e-9 and abs(streamed["rankme"] - full["rankme"]) < 1e-6
+
+
+def test_std_of_l2_normalized_is_the_per_dimension_std_over_samples():
+    # rows e1, e2, e1, e2: each dimension is 1, 0, 1, 0 over the samples, std (n - 1) sqrt(1/3); collapsed: 0
+    z = torch.tensor([[3.0, 0.0], [0.0, 2.0], [5.0, 0.0], [0.0, 1.0]])
+    assert std_of_l2_normalized(z) == pytest.approx(np.sqrt(1 / 3))
+    assert std_of_l2_normalized(torch.ones(5, 3)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_official_spectra_are_float64():
+    assert all(s.dtype == torch.float64 and len(s) == 512 for s in official_spectra().values())
+
+
+def test_inputs_are_float64_tensors_and_anything_else_is_named():
+    assert singular_values(torch.randn(10, 3, dtype=torch.float32)).dtype == torch.float64
+    with pytest.raises(TypeError, match="^Expected a torch tensor or numpy array, got list.$"):
+        singular_values([[1.0, 2.0], [3.0, 4.0]])
+    x = torch.randn(10, 3)
+    x[2, 1] = float("inf")
+    with pytest.raises(ValueError, match="^Features contain 1 NaN or inf value"):
+        singular_values(x)

@@ -1,8 +1,8 @@
-"Orderings: the exact semantics of the paper's data orderings (05_orderings.ipynb states them)."
+"Orderings: the exact semantics of the paper's data orderings (07_orderings.ipynb states them)."
 import numpy as np
 import pytest
 
-from simsiam_collapse.orderings import STRATEGIES, Ordering, chunk_usage
+from simsiam_collapse.orderings import STRATEGIES, Ordering, check_ordering, chunk_usage, default_chunks
 
 KW = dict(n=1003, epochs=10, batch_size=64, seed=3)
 
@@ -127,3 +127,49 @@ def test_two_training_seeds_share_the_data_order_unless_asked():
     assert not np.array_equal(a.epoch_indices(0), b.epoch_indices(0))  # the reshuffles inside a chunk follow the seed
     c = _make("single_pass", seed=0, order_seed=1)
     assert not np.array_equal(a.chunk(0), c.chunk(0))
+
+
+# Boundaries, messages and the pinned data order, which the mutation run (tests/README.md) found untested.
+
+def test_smallest_valid_settings_pass_and_the_defaults_are_valid():
+    check_ordering("multiple_pass", 1, n=1, batch_size=1)
+    check_ordering("subset", 3)  # the default fraction, 1.0, is valid
+    check_ordering("hybrid", 4, switch_epoch=0, n=8, batch_size=8)  # all multiple pass: no chunk to fit a batch into
+    with pytest.raises(ValueError, match="^epochs must be an integer of at least 1, got 0.$"):
+        check_ordering("multiple_pass", 0)
+    with pytest.raises(ValueError, match="^fraction must be a number in"):
+        check_ordering("subset", 3, fraction="0.5")
+
+
+@pytest.mark.parametrize("strategy,extra", [("cumulative", {}), ("single_pass", {}), ("hybrid", {"switch_epoch": 1})])
+def test_every_continual_phase_needs_a_chunk_of_a_batch(strategy, extra):
+    with pytest.raises(ValueError, match=r"^a chunk \(4 chunks\) holds 1 of the 4 images, fewer than a batch of 2: "
+                                         r"use at most 2 chunks \(chunks=...\), or a batch size of at most 1.$"):
+        check_ordering(strategy, 4, n=4, batch_size=2, **extra)
+
+
+def test_a_subset_smaller_than_a_batch_names_the_smallest_fraction():
+    with pytest.raises(ValueError, match="use a fraction of at least 0.1, or a batch size of at most 5"):
+        check_ordering("subset", 3, fraction=0.05, n=100, batch_size=10)
+
+
+def test_default_chunks_never_falls_below_one():
+    assert default_chunks(n=10, epochs=8, batch_size=16) == 1
+    assert default_chunks(n=8192, epochs=16, batch_size=128) == 16
+
+
+def test_the_data_order_is_pinned():
+    # Stored runs were trained on these orders: changing a seed constant silently changes every result, so the first
+    # indices are pinned (numpy's PCG64 is stable across versions).
+    o = Ordering("single_pass", n=1000, epochs=4, batch_size=50, seed=3)
+    assert o.permutation()[:5].tolist() == np.random.default_rng([0, 7]).permutation(1000)[:5].tolist()
+    rng = np.random.default_rng([3, 11, 2])
+    assert o.epoch_indices(2)[:5].tolist() == rng.permutation(o.pool(2))[:5].tolist()
+    with pytest.raises(ValueError, match=r"^epoch must be in \[0, 4\), got 4.$"):
+        o.pool(4)
+
+
+def test_chunk_usage_rows_are_shares_of_each_epoch():
+    use = chunk_usage(Ordering("cumulative", n=600, epochs=6, batch_size=20, chunks=3))
+    assert use.shape == (6, 3) and np.allclose(use.sum(1), 1)
+    assert np.allclose(use[0], [1, 0, 0]) and use[-1].min() > 0
