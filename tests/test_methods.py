@@ -16,8 +16,10 @@ from simsiam_collapse.methods import (
     byol_loss,
     byol_projection_head,
     infonce_loss,
+    mlp,
     mocov3_projection_head,
     momentum_schedule,
+    simsiam_prediction_head,
 )
 
 
@@ -64,6 +66,13 @@ def test_simsiam_defaults_are_the_papers():
                                    ("linear", 512, 2048, True)]
     small = SimSiam(TinyBackbone(), proj_hidden_dim=32, proj_dim=16, pred_hidden_dim=4)
     assert layout(small.projector)[0][2] == 32 and layout(small.predictor)[0][1:3] == (16, 4)
+
+
+def test_head_builders_default_to_the_papers_dimensions():
+    assert layout(simsiam_prediction_head()) == [("linear", 2048, 512, False), ("bn", 512, 512, True), ("ReLU",),
+                                                 ("linear", 512, 2048, True)]
+    assert layout(mlp([4, 8, 2], last_bn=True)) == [("linear", 4, 8, False), ("bn", 8, 8, True), ("ReLU",),
+                                                    ("linear", 8, 2, False), ("bn", 2, 2, True)]
 
 
 def test_simsiam_returns_both_views_projections():

@@ -363,3 +363,27 @@ def test_total_collapse_finishes_and_is_logged(tmp_path):
     last = read_metrics(run)[-1]
     assert (last["auc"], last["rankme"]) == (1.0, 1.0), last
     assert json.loads((run/"status.json").read_text())["state"] == "done"
+
+
+def test_the_ema_follows_its_schedule_and_the_logged_loss_is_the_epochs_mean(tmp_path, monkeypatch):
+    "Every step moves BYOL's target with momentum_schedule(t, all steps); an epoch logs the mean of its steps' losses."
+    from simsiam_collapse.methods import BYOL, momentum_schedule
+    momenta, losses = [], []
+    update, forward = BYOL.momentum_update, BYOL.forward
+    def recording_update(self, m):
+        momenta.append(m)
+        return update(self, m)
+    def recording_forward(self, x1, x2):
+        out = forward(self, x1, x2)
+        if self.training: losses.append(out.loss.item())
+        return out
+    monkeypatch.setattr(BYOL, "momentum_update", recording_update)
+    monkeypatch.setattr(BYOL, "forward", recording_forward)
+    cfg = TrainConfig(method="byol", epochs=2, **TINY)
+    train(cfg, tmp_path / "run", progress=False)
+    steps = len(momenta) // 2
+    assert steps >= 2 and len(momenta) == 2 * steps == len(losses)
+    expected = [momentum_schedule(t, 2 * steps, cfg.ema_momentum, cfg.ema_cosine) for t in range(1, 2 * steps + 1)]
+    assert momenta == pytest.approx(expected)
+    logged = [row["loss"] for row in read_metrics(tmp_path / "run") if "loss" in row]
+    assert logged == pytest.approx([np.mean(losses[:steps]), np.mean(losses[steps:])], rel=1e-6)
