@@ -3,7 +3,6 @@
 nbdev_test executes a notebook top to bottom, so its checks test the code defined in the notebook. Mutation testing
 changes the package on disk (`mutmut`), so the same checks must run with every `#| export` cell replaced by the
 module it exported to: that is what `run_notebook_checks` does."""
-import ast
 import importlib
 import json
 import os
@@ -55,8 +54,7 @@ def run_notebook_checks(notebook) -> None:
         import matplotlib
         matplotlib.use("Agg")
         for i, source in enumerate(check_cells(notebook)):
-            tree = ast.parse(source, filename=f"{notebook.name} check cell {i}")
-            exec(compile(tree, f"{notebook.name} check cell {i}", "exec"), namespace)
+            exec(compile(source, f"{notebook.name} check cell {i}", "exec"), namespace)
     finally:
         os.chdir(cwd)
         import matplotlib.pyplot as plt
