@@ -10,8 +10,8 @@ import inspect
 from torch import nn
 
 # %% auto #0
-__all__ = ['BLOCKS', 'STEMS', 'PRESETS', 'TABLE1', 'conv3x3', 'conv1x1', 'BasicBlock', 'Bottleneck', 'ResNet', 'build_backbone',
-           'count_parameters', 'table1']
+__all__ = ['BLOCKS', 'STEMS', 'PRESETS', 'TABLE1_FIELDS', 'TABLE1', 'conv3x3', 'conv1x1', 'BasicBlock', 'Bottleneck', 'ResNet',
+           'build_backbone', 'count_parameters', 'table1']
 
 # %% ../nbs/02_models.ipynb #4ea421e2
 def conv3x3(cin, cout, stride=1): return nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False)
@@ -132,62 +132,17 @@ def build_backbone(name, **overrides) -> ResNet:
 def count_parameters(model) -> int: return sum(p.numel() for p in model.parameters())
 
 # %% ../nbs/02_models.ipynb #cce392eb
-TABLE1 = [
-    dict(
-        preset="resnet18",
-        block="basic",
-        layers="18 [2,2,2,2]",
-        width="1x",
-        repr_dim=512,
-        paper_params_m=11.7,
-        paper_accuracy=30.0,
-    ),
-    dict(
-        preset="resnet34",
-        block="basic",
-        layers="34 [3,4,6,3]",
-        width="1x",
-        repr_dim=512,
-        paper_params_m=21.8,
-        paper_accuracy=16.8,
-    ),
-    dict(
-        preset="resnet50",
-        block="bottleneck",
-        layers="50 [3,4,6,3]",
-        width="1x",
-        repr_dim=2048,
-        paper_params_m=25.6,
-        paper_accuracy=68.1,
-    ),
-    dict(
-        preset="bottleneck26",
-        block="bottleneck",
-        layers="26 [2,2,2,2]",
-        width="1x",
-        repr_dim=2048,
-        paper_params_m=16.0,
-        paper_accuracy=61.7,
-    ),
-    dict(
-        preset="bottleneck26_2x",
-        block="bottleneck",
-        layers="26 [2,2,2,2]",
-        width="2x",
-        repr_dim=2048,
-        paper_params_m=39.6,
-        paper_accuracy=62.6,
-    ),
-    dict(
-        preset="basic50",
-        block="basic",
-        layers="50 [5,6,9,4]",
-        width="1x",
-        repr_dim=512,
-        paper_params_m=31.9,
-        paper_accuracy=17.5,
-    ),
-]
+# The paper's Table 1, one backbone a row: block, depth [blocks per stage], width, representation size, parameters (M)
+# and linear-probe accuracy (%) on ImageNet.
+TABLE1_FIELDS = ("preset", "block", "layers", "width", "repr_dim", "paper_params_m", "paper_accuracy")
+TABLE1 = [dict(zip(TABLE1_FIELDS, row)) for row in [
+    ("resnet18",        "basic",      "18 [2,2,2,2]", "1x",  512, 11.7, 30.0),
+    ("resnet34",        "basic",      "34 [3,4,6,3]", "1x",  512, 21.8, 16.8),
+    ("resnet50",        "bottleneck", "50 [3,4,6,3]", "1x", 2048, 25.6, 68.1),
+    ("bottleneck26",    "bottleneck", "26 [2,2,2,2]", "1x", 2048, 16.0, 61.7),
+    ("bottleneck26_2x", "bottleneck", "26 [2,2,2,2]", "2x", 2048, 39.6, 62.6),
+    ("basic50",         "basic",      "50 [5,6,9,4]", "1x",  512, 31.9, 17.5),
+]]
 
 def table1(**overrides) -> list[dict]:
     """Table 1 with each backbone's measured parameter count (1000-way fc) and representation size, built with
