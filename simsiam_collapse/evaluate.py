@@ -94,21 +94,8 @@ class ProbeResult:
     protocol: str
     history: list = field(default_factory=list)  # accuracy after each epoch
 
-def _train_probe(
-    features_of,
-    train_labels,
-    evaluate,
-    dim,
-    num_classes,
-    epochs,
-    batch_size,
-    lr,
-    lars,
-    seed,
-    device,
-    protocol,
-    progress,
-):
+def _train_probe(features_of, train_labels, evaluate, dim, num_classes, epochs, batch_size, lr, lars, seed, device,
+                 protocol, progress):
     """The probe's optimisation, shared by both protocols: `features_of(indices, epoch)` gives a training batch's
     features."""
     g = torch.Generator().manual_seed(seed)
@@ -141,21 +128,9 @@ def linear_probe_on_features(train_features, train_labels, test_features, test_l
     num_classes = int(max(ytr.max(), yte.max())) + 1
     @torch.no_grad()
     def evaluate(head): return 100 * (head(xte).argmax(1) == yte).float().mean().item()
-    return _train_probe(
-        lambda idx, _: xtr[idx.to(device)],
-        ytr,
-        evaluate,
-        xtr.shape[1],
-        num_classes,
-        epochs,
-        batch_size,
-        lr,
-        lars,
-        seed,
-        device,
-        "cached features" + (", standardised" if standardize else ""),
-        progress,
-    )
+    protocol = "cached features" + (", standardised" if standardize else "")
+    return _train_probe(lambda idx, _: xtr[idx.to(device)], ytr, evaluate, xtr.shape[1], num_classes, epochs,
+                        batch_size, lr, lars, seed, device, protocol, progress)
 
 def linear_probe(backbone, train_ds, test_ds, epochs=90, batch_size=256, lr=None, lars=True, seed=0, device=None,
                  image_size=None, progress=True) -> ProbeResult:
