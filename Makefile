@@ -45,7 +45,7 @@ test-slow: setup
 	$(BIN)/python -m pytest -m slow tests
 
 # Mutation testing of the metric, the orderings, the methods and the training step (setup.cfg, tests/mutation_score.py,
-# tests/README.md); hours on two cores, not part of CI. MUTANTS narrows it, e.g. MUTANTS='simsiam_collapse.collapse.*'.
+# tests/README.md); a few hours on two cores, not part of CI. MUTANTS narrows it, e.g. MUTANTS='simsiam_collapse.collapse.*'.
 # mutmut keeps its results in mutants/ and resumes where it stopped.
 MUTANTS ?=
 mutation: setup
