@@ -139,7 +139,8 @@ def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs):
         if prev and prev["status"] == "done" and not force and (out/nb.name).exists():
             results.append(dict(prev, skipped=True)); continue
         t0, target = time.time(), out/nb.name
-        params = dict(scale=scale, data_root=data_root, device=device, out_dir=str(out), jobs=jobs)
+        params = dict(scale=scale, data_root=data_root, device=device, out_dir=str(out), jobs=jobs,
+                      **SCALES[scale].plan.get(nb.stem.split("_")[0], {}))
         try:
             with _RunsBar(RunStore(out/"runs").progress_file, nb.stem), tempfile.TemporaryDirectory() as sockets:
                 pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(out), progress_bar=False,
