@@ -155,6 +155,8 @@ class BatchAugment:
         theta = torch.stack([torch.stack([sx, zero, (2 * left + w) / width - 1], 1),
                              torch.stack([zero, h / height, (2 * top + h) / height - 1], 1)], 1)
         grid = F.affine_grid(theta, (n, c, self.image_size, self.image_size), align_corners=False)
+        # torchvision's resized crop inside the box; at the box's edge bilinear sampling reads the image just outside it
+        # (torchvision clamps to the box): a crop's outer ring of pixels blends in the neighbours outside the box
         x = F.grid_sample(images.float().div_(255), grid, mode="bilinear", padding_mode="border", align_corners=False)
         jitter, order, factors = p["jitter"].to(dev), p["jitter_order"].to(dev), p["factors"].to(dev, torch.float32)
         for step in range(4):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms.v2 import functional as TF
 
 from simsiam_collapse.augment import RECIPES, BatchAugment, TwoViewAugment, ViewRecipe
 from simsiam_collapse.datasets import DataNotFoundError, ImageReadError, load_dataset
@@ -177,6 +178,37 @@ def test_batched_and_reference_pipelines_agree_in_distribution():
     ours = TwoViewAugment.for_dataset(ds)(ds.images, torch.Generator().manual_seed(0))[0]
     assert torch.allclose(ref.mean((0, 2, 3)), ours.mean((0, 2, 3)), atol=0.05)
     assert torch.allclose(ref.std((0, 2, 3)), ours.std((0, 2, 3)), rtol=0.08)
+
+
+def _torchvision_view(image, p, i, aug):
+    "One image through torchvision's functional ops with the parameters `p` drew for it, in the recipes' order."
+    top, left, h, w = (int(v) for v in p["box"][i])
+    x = TF.resized_crop(image.float() / 255, top, left, h, w, [aug.image_size] * 2, antialias=False)
+    if p["flip"][i]: x = TF.horizontal_flip(x)
+    if p["jitter"][i]:
+        ops = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
+        for op in p["jitter_order"][i].tolist(): x = ops[op](x, float(p["factors"][i, op]))
+    if p["gray"][i]: x = TF.rgb_to_grayscale(x, num_output_channels=3)
+    if p["blur"][i]: x = TF.gaussian_blur(x, [aug.kernel_size] * 2, [float(p["sigma"][i])] * 2)
+    if p["solarize"][i]: x = TF.solarize(x, 0.5)
+    return TF.normalize(x, list(aug.mean.flatten().tolist()), list(aug.std.flatten().tolist()))
+
+@pytest.mark.parametrize("recipe", ["simsiam", "byol"])
+def test_batched_views_equal_torchvisions_ops_with_the_same_parameters(recipe):
+    """Every view of the batched pipeline equals torchvision's crop, flip, jitter (in the drawn order), grayscale, blur
+    and solarize applied one image at a time with the same parameters: a wrong order, blur or crop geometry fails.
+    Compared inside a ring of 1 + blur radius pixels: at the crop's edge bilinear sampling reads the pixels just outside
+    the crop, where torchvision's resize clamps to it (that ring also moves contrast's image mean: a few thousandths).
+    A jitter order reversed, a blur sigma 1.5 times too large or a crop one pixel off each give errors above 0.4."""
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for view in RECIPES[recipe]:
+        aug = BatchAugment(view, 32, (0.5, 0.4, 0.3), (0.25, 0.2, 0.3))
+        p = aug.sample(len(images), 32, 32, torch.Generator().manual_seed(1))
+        ours = aug.apply(images, p)
+        ref = torch.stack([_torchvision_view(images[i], p, i, aug) for i in range(len(images))])
+        ring = 1 + aug.kernel_size // 2
+        err = (ours - ref)[..., ring:-ring, ring:-ring].abs().amax((1, 2, 3))
+        assert err.max() < 0.02, (err.argmax(), err.max(), {k: v[err.argmax()] for k, v in p.items()})
 
 
 def test_bad_recipe_name():
