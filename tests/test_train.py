@@ -242,8 +242,9 @@ def test_two_processes_average_gradients_and_train_on_their_own_halves(tmp_path)
     assert not torch.allclose(ranks[0]["backbone.stem.0.weight"], untrained["backbone.stem.0.weight"])
 
 
-def test_training_on_a_streamed_image_folder(tmp_path, monkeypatch):
-    "ImageNet-size folders are streamed (DataLoader workers) behind the same interface; training takes them too."
+def test_training_on_a_streamed_image_folder_equals_training_in_memory(tmp_path, monkeypatch):
+    """ImageNet-size folders are streamed (DataLoader workers) behind the same interface. On square images stored at the
+    training size, streaming and holding the folder in memory give the same batches and views, so the same weights."""
     from PIL import Image
 
     from simsiam_collapse import datasets
@@ -253,13 +254,9 @@ def test_training_on_a_streamed_image_folder(tmp_path, monkeypatch):
         for c in ("a", "b"):
             (tmp_path/"folder"/split/c).mkdir(parents=True)
             for i in range(n):
-                Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(
+                Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(
                     tmp_path / "folder" / split / c / f"{i}.png"
                 )
-    streamed = lambda name, split="train", data_root=None, download=None: datasets.load_dataset(
-        name, split, stream=True, image_size=16
-    )
-    monkeypatch.setattr(train_module, "load_dataset", streamed)
     monkeypatch.setenv("SIMSIAM_COLLAPSE_CACHE", str(tmp_path/"cache"))
     cfg = TrainConfig(
         dataset=f"imagefolder:{tmp_path / 'folder'}",
@@ -271,9 +268,17 @@ def test_training_on_a_streamed_image_folder(tmp_path, monkeypatch):
         probe_size=16,
         eval_every=0,
     )
-    run = train(cfg, tmp_path/"run", progress=False)
+    in_memory = train(cfg, tmp_path/"in_memory", progress=False)
+    streamed = lambda name, split="train", data_root=None, download=None: datasets.load_dataset(
+        name, split, stream=True, image_size=16
+    )
+    monkeypatch.setattr(train_module, "load_dataset", streamed)
+    run = train(cfg, tmp_path/"streamed", progress=False)
     assert json.loads((run/"data.json").read_text())["train"]["streamed"] is True
+    assert not json.loads((in_memory/"data.json").read_text())["train"].get("streamed", False)
     assert [m["epoch"] for m in read_metrics(run)] == [0, 1, 2] and last_checkpoint(run) == 2
+    a, b = _weights(in_memory, 2)["model"], _weights(run, 2)["model"]
+    for k in a: torch.testing.assert_close(a[k], b[k], msg=k)
 
 
 # Reliability: one writer per run directory, nothing lost on a kill, damaged files named and healed.
