@@ -25,19 +25,22 @@ from .train import (RunLocked, TrainConfig, TrainingDiverged, directory_lock, en
                                     tensorboard_writer, train, write_json)
 
 # %% auto #0
-__all__ = ['DEPENDS', 'CONFIG_GROUPS', 'USER_ERRORS', 'experiments_dir', 'experiment_notebooks', 'reproduce', 'build_parser',
-           'main']
+__all__ = ['READS_EVERY_RUN', 'CONFIG_GROUPS', 'USER_ERRORS', 'experiments_dir', 'experiment_notebooks', 'reproduce',
+           'build_parser', 'main']
 
 # %% ../nbs/13_cli.ipynb #295c8057
-# experiment -> experiments whose runs it reuses
-DEPENDS = {"e1": ["e6"], "e3": ["e2"], "e4": ["e2", "e5", "e6", "e9"], "e7": ["e6"], "e8": ["e6"], "e9": ["e6"]}
+# what a notebook calls when it reads every finished run of the store instead of planning its own
+READS_EVERY_RUN = "store.finished("
 
 def experiments_dir() -> Path:
     "The folder of experiment notebooks (`nbs/paper` of the source checkout)."
     return Path(__file__).resolve().parent.parent/"nbs"/"paper"
 
+def _number(k) -> int: return int(k[1:]) if k[1:].isdigit() else 99
+
 def experiment_notebooks(folder=None, only=None) -> list[Path]:
-    "Experiment notebooks `e<k>_*.ipynb` in `folder`, in dependency order, optionally only the ids in `only`."
+    """Experiment notebooks `e<k>_*.ipynb` in `folder`, in the paper's order with those that read every finished run
+    last, optionally only the ids in `only`."""
     folder = Path(folder or experiments_dir())
     found = {p.name.split("_")[0]: p for p in sorted(folder.glob("e*_*.ipynb"))} if folder.is_dir() else {}
     if only:
@@ -48,14 +51,7 @@ def experiment_notebooks(folder=None, only=None) -> list[Path]:
                 f"{', '.join(found) or 'none found in ' + str(folder)}."
             )
         found = {k: v for k, v in found.items() if k in only}
-    ordered, seen = [], set()
-    def visit(k):
-        if k in seen or k not in found: return
-        seen.add(k)
-        for d in DEPENDS.get(k, []): visit(d)
-        ordered.append(found[k])
-    for k in sorted(found, key=lambda k: int(k[1:]) if k[1:].isdigit() else 99): visit(k)
-    return ordered
+    return [found[k] for k in sorted(found, key=lambda k: (READS_EVERY_RUN in found[k].read_text(), _number(k)))]
 
 # %% ../nbs/13_cli.ipynb #58cc47ad
 def _read_json(p):
