@@ -106,10 +106,10 @@ def _kernel_manager(socket_dir):
 
 def reproduce(scale="mini", only=None, data_root=None, out="reproduction", device="auto", notebooks=None, force=False,
               jobs=None, wait=False) -> list[dict]:
-    """Run the experiment notebooks with papermill in dependency order; write executed notebooks, figures, tables and
-    REPORT.md under `out`. A finished notebook (same scale) is skipped unless `force`; a failing one is recorded and the
-    rest still run. `jobs` training runs of a notebook run in parallel (None: chosen from the cores). One reproduction
-    per `out` at a time: another fails at once naming the holder, or queues behind it with `wait`."""
+    """Run the experiment notebooks with papermill in `experiment_notebooks` order; write executed notebooks, figures,
+    tables and REPORT.md under `out`. A finished notebook (same scale) is skipped unless `force`; a failing one is
+    recorded and the rest still run. `jobs` training runs of a notebook run in parallel (None: chosen from the cores).
+    One reproduction per `out` at a time: another fails at once naming the holder, or queues behind it with `wait`."""
     if scale not in SCALES: raise ValueError(f"Unknown scale {scale!r}. Valid: {', '.join(SCALES)}.")
     if jobs is not None and not (isinstance(jobs, int) and jobs >= 1):
         raise ValueError(f"jobs={jobs!r} is not valid: a positive integer, or None.")
@@ -239,22 +239,17 @@ def _reproduce_command(args):
 # a user's mistake: one line, no traceback
 USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError, RunLocked, ImageReadError)
 
-def build_parser() -> argparse.ArgumentParser:
-    "The `simsiam-collapse` argument parser: `reproduce`, `train` and `data`."
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(
-        prog="simsiam-collapse", description=__doc__ or "Understanding collapse in SimSiam, reproduced."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_reproduce_parser(sub, fmt):
     rep = sub.add_parser("reproduce", help="run the experiment notebooks and write REPORT.md", formatter_class=fmt)
     rep.add_argument(
         "--scale",
         default="mini",
         choices=list(SCALES),
-        help="how large: smoke (seconds), mini (a laptop CPU), gpu, paper",
+        help="how large: smoke (seconds), mini (two CPU cores, under two hours), cpu (mini in full), mini-mnist, gpu, "
+        "paper",
     )
     rep.add_argument(
-        "--only", default=None, help="comma-separated experiment ids, e.g. e2,e6 (with the experiments they reuse)"
+        "--only", default=None, help="comma-separated experiment ids, e.g. e2,e6 (each trains the runs it needs)"
     )
     rep.add_argument("--data-root", default=None, help="folder holding the data sets (default: $SIMSIAM_COLLAPSE_DATA)")
     rep.add_argument(
@@ -268,6 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--wait", action="store_true", help="if another reproduce holds --out, wait for it instead of failing"
     )
+
+def build_parser() -> argparse.ArgumentParser:
+    "The `simsiam-collapse` argument parser: `reproduce`, `train` and `data`."
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="simsiam-collapse", description=__doc__ or "Understanding collapse in SimSiam, reproduced."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_reproduce_parser(sub, fmt)
     dat = sub.add_parser("data", help="load (and cache) a data set and print what was found", formatter_class=fmt)
     dat.add_argument("name", help=f"one of {', '.join(DATASET_NAMES)}")
     dat.add_argument("--data-root", default=None, help="folder holding the data set (default: $SIMSIAM_COLLAPSE_DATA)")
