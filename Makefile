@@ -45,12 +45,14 @@ test-slow: setup
 	$(BIN)/python -m pytest -m slow tests
 
 # Mutation testing of the metric, the orderings, the methods and the training step (setup.cfg, tests/mutation_score.py,
-# tests/README.md); a few hours on two cores, not part of CI. MUTANTS narrows it, e.g. MUTANTS='simsiam_collapse.collapse.*'.
+# tests/README.md); a few hours on two cores, not part of CI. MODULES narrows it to the targets of some modules
+# (MODULES=train), MUTANTS to mutmut name patterns.
 # mutmut keeps its results in mutants/ and resumes where it stopped.
 MUTANTS ?=
+MODULES ?=
 mutation: setup
 	$(BIN)/python -m pip install -q -e ".[dev,mutation]"
-	set -f; $(BIN)/mutmut run $(or $(MUTANTS),$$($(BIN)/python tests/mutation_score.py --targets))
+	set -f; $(BIN)/mutmut run $(or $(MUTANTS),$$($(BIN)/python tests/mutation_score.py --targets $(MODULES)))
 	$(BIN)/python tests/mutation_score.py --survivors
 
 # mini trains on CIFAR-10: from ../shared/data when it is there, else downloaded once (170 MB) into ~/.cache/simsiam_collapse.

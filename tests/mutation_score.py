@@ -82,9 +82,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mutants", default="mutants", help="mutmut's folder (default: %(default)s)")
     p.add_argument("--survivors", action="store_true", help="list every surviving mutant")
-    p.add_argument("--targets", action="store_true", help="print the mutant patterns `make mutation` runs, and stop")
+    p.add_argument("--targets", nargs="*", metavar="MODULE", default=None,
+                   help="print the mutant patterns `make mutation` runs (of the MODULEs named, else all), and stop")
     args = p.parse_args(argv)
-    if args.targets: return print(" ".join(mutant_patterns()))
+    if args.targets is not None:
+        unknown = sorted(set(args.targets) - set(TARGETS))
+        if unknown: p.error(f"unknown module(s) {', '.join(unknown)}; valid: {', '.join(TARGETS)}")
+        return print(" ".join(m for m in mutant_patterns() if not args.targets or m.split(".")[1] in args.targets))
     metas = sorted(Path(args.mutants).rglob("*.py.meta"))
     if not metas: raise SystemExit(f"No mutmut results under {args.mutants}/: run `make mutation` first.")
     print("| module | mutants | docstring only (not counted) | killed | timed out | survived | no test reached "
