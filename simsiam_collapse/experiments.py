@@ -118,7 +118,7 @@ SCALES = {
     # cpu: chosen by nbs/paper/mini_scale_study.ipynb. 8,192 CIFAR-10 images (16 px crops, width-8 ResNets), 16 epochs
     # of 64 steps of 128 pairs: 16 chunks of 512 images (4 batches) keep the paper's one chunk per epoch without a chunk
     # smaller than a few batches; weight decay 1e-3 at base lr 0.5 stands in for the paper's 500 times more steps
-    # (accumulated decay lr x wd x steps). Every notebook in full, 3 seeds: 73 runs, about 3.5 hours on 2 cores.
+    # (accumulated decay lr x wd x steps). Every notebook in full, 3 seeds: 73 runs, 3 h 20 min measured on 2 cores.
     "cpu": Scale(
         "cpu",
         "cifar10",
