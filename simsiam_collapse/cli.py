@@ -157,8 +157,8 @@ def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs):
         )
         done[nb.stem] = results[-1]
         write_json(state_file, state)
-        write_report(out, results, scale)  # after each notebook, so a kill loses nothing already done
-    write_report(out, results, scale)
+        write_report(out, list(done.values()), scale)  # after each notebook, so a kill loses nothing already done
+    write_report(out, list(done.values()), scale)  # every notebook run into `out`, not only this call's (--only)
     return results
 
 # %% ../nbs/13_cli.ipynb #969f56a9

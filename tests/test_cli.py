@@ -37,6 +37,8 @@ def test_a_failing_notebook_makes_the_command_fail_and_force_reruns(two_notebook
     assert "failed: e5_architectures" in str(e.value.code)  # a non-zero exit naming the notebook
     state = json.loads((out/"reproduce.json").read_text())["notebooks"]
     assert state["e2_dataset_size"]["status"] == "done" and state["e5_architectures"]["status"] == "failed"
+    with pytest.raises(SystemExit): main(["reproduce", "--scale", "smoke", "--only", "e5", "--out", str(out)])
+    assert "e2_dataset_size.html" in (out/"REPORT.md").read_text()  # a rerun of one notebook keeps the others' report
     first = (out/"e2_dataset_size.ipynb").stat().st_mtime_ns
     with pytest.raises(SystemExit): main(["reproduce", "--scale", "smoke", "--only", "e2,e5", "--out", str(out)])
     assert (out/"e2_dataset_size.ipynb").stat().st_mtime_ns == first  # finished: skipped
