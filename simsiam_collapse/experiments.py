@@ -167,7 +167,7 @@ SCALES = {
         seeds=(0, 1, 2),
         threads=1,
         fractions=(0.3, 0.5, 1.0),
-        method_train={**CPU_METHOD_TRAIN, "simsiam": dict(base_lr=0.5, weight_decay=1e-3)},
+        method_train={**CPU_METHOD_TRAIN, "simsiam": dict(CPU_METHOD_TRAIN["simsiam"], weight_decay=1e-3)},
     ),
     "gpu": Scale(
         "gpu",
