@@ -103,7 +103,7 @@ class TrainConfig:
         "auto", "auto: bf16 autocast on CUDA and on CPUs with native bf16, else fp32", "run", PRECISIONS
     )
     channels_last: bool = _opt(True, "channels-last memory format", "run")
-    sync_bn: bool = _opt(False, "synchronise batch norm across processes (torchrun)", "run")
+    sync_bn: bool = _opt(False, "synchronise batch norm across processes (torchrun; GPUs only)", "run")
     eval_every: int = _opt(
         1, "epochs between AUC / RankMe / kNN measurements on the probe set; 0 = only at the end", "run"
     )
@@ -422,12 +422,11 @@ def monitor(backbone, train, test, probe, device, image_size=None) -> dict:
     )
 
 # %% ../nbs/08_train.ipynb #b9ec65df
-def _distributed():
-    "(rank, world size, local rank) from torchrun's environment; initialises the process group once."
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank() if world > 1 else 0), world, int(os.environ.get("LOCAL_RANK", "0"))
+def _distributed(device: torch.device) -> int:
+    "This process's rank under torchrun; initialises the process group once (NCCL between GPUs, else gloo)."
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1: return 0
+    if not dist.is_initialized(): dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank()
 
 @dataclass
 class TrainContext:
@@ -443,10 +442,15 @@ class TrainContext:
 
     @classmethod
     def create(cls, cfg: TrainConfig) -> TrainContext:
-        rank, world, local_rank = _distributed()
-        device = default_device(
-            f"cuda:{local_rank}" if cfg.device == "auto" and world > 1 and torch.cuda.is_available() else cfg.device
-        )
+        world, local_rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
+        one_gpu_each = world > 1 and cfg.device in ("auto", "cuda") and torch.cuda.is_available()
+        device = default_device(f"cuda:{local_rank}" if one_gpu_each else cfg.device)
+        if cfg.sync_bn and world > 1 and device.type != "cuda":
+            raise ValueError(
+                f"sync_bn=True is not valid on {device}: torch's SyncBatchNorm runs on GPUs only. Train on one GPU per "
+                "process, or with sync_bn=False (each process normalises its own share of the batch)."
+            )
+        rank = _distributed(device)
         if device.type == "cuda": torch.backends.cudnn.benchmark = True
         return cls(rank, world, device, *resolve_precision(cfg.precision, device))
 

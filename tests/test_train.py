@@ -31,6 +31,7 @@ TINY = dict(
     probe_size=300,
     eval_every=0,
 )
+TINY_FAKE = dict(TINY, dataset="fake")
 
 
 @pytest.mark.parametrize("method,epochs", [("simsiam", 3), ("byol", 3), ("mocov3", 3)])
@@ -184,6 +185,7 @@ def _ddp_worker(rank, world, port, cfg, run_dir):
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
     )
     torch.set_num_threads(1)
+    torch.backends.cudnn.allow_tf32 = False
     def keep_weights(epoch, step, model):  # every rank's weights after its last step
         torch.save(
             {k: v.detach().clone() for k, v in model.state_dict().items()}, Path(run_dir).parent / f"rank{rank}.pt"
@@ -192,9 +194,9 @@ def _ddp_worker(rank, world, port, cfg, run_dir):
     torch.distributed.destroy_process_group()
 
 
-def _two_ranks_in_one_process(cfg):
+def _two_ranks_in_one_process(cfg, sync_bn=False):
     """What two ranks compute, in one process: each half of every global batch forwarded alone (batch norm per rank),
-    the two losses averaged."""
+    the two losses averaged; with `sync_bn`, the whole global batch forwarded at once (batch norm over both halves)."""
     from simsiam_collapse.train import (
         TrainingData,
         build_model,
@@ -212,22 +214,20 @@ def _two_ranks_in_one_process(cfg):
         for idx in data.order.batches(epoch):
             images = data.train.images[torch.from_numpy(idx)]
             params = [v.sample(cfg.batch_size, *images.shape[-2:], generator=gen) for v in data.augment.views]
-            half = cfg.batch_size // 2
+            half = cfg.batch_size // (1 if sync_bn else 2)
             losses = []
-            for r in range(2):
+            for r in range(cfg.batch_size // half):
                 views = [v.apply(images[r * half:(r + 1) * half], {k: t[r * half:(r + 1) * half] for k, t in p.items()})
                          for v, p in zip(data.augment.views, params)]
                 losses.append(model(*views).loss)
-            optimizer.zero_grad(); ((losses[0] + losses[1]) / 2).backward(); optimizer.step()
+            optimizer.zero_grad(); (sum(losses) / len(losses)).backward(); optimizer.step()
     return model.state_dict()
 
 
 def test_two_processes_average_gradients_and_train_on_their_own_halves(tmp_path):
     """gloo on CPU: both ranks hold the same weights after training, equal to one process that averages the two halves'
     gradients."""
-    cfg = TrainConfig(
-        dataset="fake", epochs=1, channels_last=False, **{k: v for k, v in TINY.items() if k != "dataset"}
-    )
+    cfg = TrainConfig(**TINY_FAKE, epochs=1, channels_last=False, device="cpu")
     torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, tmp_path/"ddp"), nprocs=2, join=True)
     ranks = [torch.load(tmp_path/f"rank{r}.pt") for r in (0, 1)]
     reference = _two_ranks_in_one_process(cfg)
@@ -240,6 +240,29 @@ def test_two_processes_average_gradients_and_train_on_their_own_halves(tmp_path)
     untrained = build_model(cfg.resolved(), 3).state_dict()
     # training moved the weights
     assert not torch.allclose(ranks[0]["backbone.stem.0.weight"], untrained["backbone.stem.0.weight"])
+
+
+def test_synchronised_batch_norm_on_cpu_processes_fails_before_anything_is_written(tmp_path):
+    cfg = TrainConfig(**TINY_FAKE, epochs=1, device="cpu", sync_bn=True)
+    with pytest.raises(Exception, match=r"sync_bn=True is not valid on cpu: torch's SyncBatchNorm runs on GPUs only"):
+        torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, tmp_path/"ddp"), nprocs=2, join=True)
+    assert not (tmp_path/"ddp").exists()
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="SyncBatchNorm runs on GPUs only: needs two")
+def test_two_gpus_with_synchronised_batch_norm_equal_one_process_on_the_global_batch(tmp_path):
+    """NCCL, one GPU per rank: the ranks end equal, weights and batch-norm statistics, to one process that forwards the
+    whole global batch (in fp32; TF32 off, since the reference runs on the CPU)."""
+    cfg = TrainConfig(**TINY_FAKE, epochs=1, channels_last=False, sync_bn=True, precision="fp32")
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, tmp_path/"ddp"), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path/f"rank{r}.pt", map_location="cpu") for r in (0, 1)]
+    reference, per_rank = _two_ranks_in_one_process(cfg, sync_bn=True), _two_ranks_in_one_process(cfg)
+    for name, w in ranks[0].items():
+        if not w.is_floating_point(): continue
+        assert torch.allclose(w, ranks[1][name], atol=1e-6), name
+        assert torch.allclose(w, reference[name], atol=1e-4, rtol=1e-3), (name, (w - reference[name]).abs().max())
+    name = "backbone.stem.0.weight"  # and batch norm per rank would have trained other weights (2e-3 apart on the CPU)
+    assert not torch.allclose(ranks[0][name], per_rank[name], atol=1e-4, rtol=1e-3)
 
 
 def test_training_on_a_streamed_image_folder_equals_training_in_memory(tmp_path, monkeypatch):
