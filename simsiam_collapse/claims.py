@@ -11,9 +11,10 @@ import numpy as np
 from scipy.stats import spearmanr
 
 # %% auto #0
-__all__ = ['CLAIMS', 'VERDICTS', 'RISE_RHO', 'ANTI_RHO', 'LOO_R2', 'CLAIM_SOURCES', 'Estimate', 'Check', 'beyond_noise',
-           'not_beyond_noise', 'spearman', 'normalized_auc', 'verdict', 'check_from_dict', 'check_to_dict',
-           'merge_claims']
+__all__ = ['CLAIMS', 'VERDICTS', 'RISE_RHO', 'ANTI_RHO', 'LOO_R2', 'CLAIM_SOURCES', 'SMALL_NETWORKS', 'Estimate', 'Check',
+           'beyond_noise', 'not_beyond_noise', 'spearman', 'normalized_auc', 'verdict', 'check_from_dict',
+           'check_to_dict', 'merge_claims', 'estimate_of', 'e1_checks', 'e2_checks', 'e3_checks', 'e5_checks',
+           'e6_checks', 'e7_checks', 'e8_checks', 'e9_checks']
 
 # %% ../nbs/09_claims.ipynb #b20e12ad
 CLAIMS = {
@@ -70,15 +71,17 @@ class Check:
         mark = {True: "yes", False: "no", None: "undecided"}[self.holds]
         return f"{self.what}: {mark} ({self.numbers})" if self.numbers else f"{self.what}: {mark}"
 
-def beyond_noise(what, a: Estimate, b: Estimate, unit=" points") -> Check:
-    "Whether a - b exceeds the sum of the two seed standard deviations; undecided when either has one seed."
+def beyond_noise(what, a: Estimate | None, b: Estimate | None, unit=" points") -> Check:
+    """Whether a - b exceeds the sum of the two seed standard deviations; undecided when either has one seed, or did not
+    run (None)."""
+    if a is None or b is None: return Check(what, None, " vs ".join("not run" if e is None else str(e) for e in (a, b)))
     diff, d = a.mean - b.mean, (_decimals(a.mean, b.mean) if not unit.strip() else 1)  # points of accuracy: one decimal
     numbers = f"{a.format(d)} vs {b.format(d)}: {diff:+.{d}f}{unit}"
     if a.std is None or b.std is None: return Check(what, None, f"{numbers}, one seed, noise unknown")
     noise = a.std + b.std
     return Check(what, diff > noise, f"{numbers}, noise {noise:.{d}f}")
 
-def not_beyond_noise(what, a: Estimate, b: Estimate, unit=" points") -> Check:
+def not_beyond_noise(what, a: Estimate | None, b: Estimate | None, unit=" points") -> Check:
     "Whether a - b stays within the noise (a is *not* better than b): the check of 'does not help'."
     c = beyond_noise(what, a, b, unit)
     return Check(what, None if c.holds is None else not c.holds, c.numbers)
@@ -129,3 +132,217 @@ def merge_claims(recorded: list[dict], ran: set) -> dict:
             statement=statement, verdict=verdict(checks), evidence=evidence, checks=[check_to_dict(c) for c in checks]
         )
     return out
+
+# %% ../nbs/09_claims.ipynb #e6216d9f
+SMALL_NETWORKS = ("resnet18", "resnet34")  # the networks the paper sees collapse partially (claims 1 and 6)
+
+def estimate_of(rows, value="accuracy", **where) -> Estimate | None:
+    """The mean and seed std of `value` over the `rows` (one per trained model) whose fields equal `where`; None when no
+    row matches: that setting did not run."""
+    values = [r[value] for r in rows if all(r.get(k) == v for k, v in where.items())]
+    return Estimate.of(values) if values else None
+
+def _values(rows, field) -> list:
+    "The distinct values of `field` in `rows`, in the order they first appear."
+    return list(dict.fromkeys(r[field] for r in rows))
+
+def _rho_check(what, rho, threshold, at_least=True) -> Check:
+    "Spearman's rho against a threshold; undecided when rho is NaN (fewer than two distinct values on a side)."
+    holds = None if np.isnan(rho) else bool(rho >= threshold if at_least else rho <= threshold)
+    return Check(what, holds, f"rho = {rho:+.2f}")
+
+def _gap(rows, method) -> Estimate | None:
+    "Per seed, `method`'s ResNet-50 accuracy minus its best smaller network's; None without both."
+    gaps = []
+    for seed in sorted({r["seed"] for r in rows if r["method"] == method}):
+        acc = {r["backbone"]: r["accuracy"] for r in rows if r["method"] == method and r["seed"] == seed}
+        if "resnet50" in acc and len(acc) > 1:
+            gaps.append(acc["resnet50"] - max(v for k, v in acc.items() if k != "resnet50"))
+    return Estimate.of(gaps) if gaps else None
+
+def e1_checks(rows) -> dict[int, list[Check]]:
+    """Claim 1 from E1's linear probes (rows: method, backbone, seed, accuracy): SimSiam's ResNet-50 above each smaller
+    ResNet, and SimSiam's gap from ResNet-50 to the smaller ones wider than BYOL's (undecided when BYOL did not run)."""
+    simsiam = [r for r in rows if r["method"] == "simsiam"]
+    small = [a for a in SMALL_NETWORKS if a in _values(simsiam, "backbone")] or list(SMALL_NETWORKS)
+    checks = [
+        beyond_noise(
+            f"SimSiam: resnet50 above {a}", estimate_of(simsiam, backbone="resnet50"), estimate_of(simsiam, backbone=a)
+        )
+        for a in small
+    ]
+    checks.append(
+        beyond_noise(
+            "SimSiam's gap from resnet50 to the small networks above BYOL's", _gap(rows, "simsiam"), _gap(rows, "byol")
+        )
+    )
+    return {1: checks}
+
+def e2_checks(rows, one_seed=()) -> dict[int, list[Check]]:
+    """Claim 2 from E2's subsets (rows: backbone, fraction, seed, accuracy, auc): for each network, the AUC rises with
+    the fraction (rho of the mean AUCs at least `RISE_RHO`) and the smallest fraction beats all the data in accuracy
+    beyond noise. The networks in `one_seed` were trained with one seed by design: their accuracy comparison is not
+    judged."""
+    checks = []
+    for a in _values(rows, "backbone"):
+        mine = [r for r in rows if r["backbone"] == a]
+        fractions = sorted(_values(mine, "fraction"))
+        rho = spearman(fractions, [estimate_of(mine, "auc", fraction=f).mean for f in fractions])
+        checks.append(_rho_check(f"{a}: AUC rises with the data (rho >= {RISE_RHO})", rho, RISE_RHO))
+        if a not in one_seed and len(fractions) > 1:
+            checks.append(
+                beyond_noise(
+                    f"{a}: {100 * fractions[0]:g} % of the data above {100 * fractions[-1]:g} % (accuracy)",
+                    estimate_of(mine, fraction=fractions[0]),
+                    estimate_of(mine, fraction=fractions[-1]),
+                )
+            )
+    return {2: checks}
+
+def e3_checks(rows) -> dict[int, list[Check]]:
+    "Claim 3 from E2's models (rows: auc, accuracy): rho(AUC, accuracy) at most `ANTI_RHO`."
+    rho = spearman([r["auc"] for r in rows], [r["accuracy"] for r in rows])
+    what = f"AUC and accuracy anti-correlated across the {len(rows)} E2 models (rho <= {ANTI_RHO})"
+    return {3: [_rho_check(what, rho, ANTI_RHO, at_least=False)]}
+
+def e5_checks(rows, blocks: dict) -> dict[int, list[Check]]:
+    """Claim 5 from E5's networks (rows: backbone, seed, accuracy, collapse; `blocks`: each network's block, 'basic' or
+    'bottleneck'): the worst bottleneck network above the best basic-block one in accuracy, the least collapsed
+    basic-block network more collapsed than the most collapsed bottleneck one, and basic50 (deepest, most parameters)
+    not above ResNet-18."""
+    presets = _values(rows, "backbone")
+    bott = [p for p in presets if blocks[p] == "bottleneck"]
+    basic = [p for p in presets if blocks[p] == "basic"]
+    def est(p, value="accuracy"): return estimate_of(rows, value, backbone=p)
+    if bott and basic:
+        worst_bott, best_basic = min(bott, key=lambda p: est(p).mean), max(basic, key=lambda p: est(p).mean)
+        most_bott = max(bott, key=lambda p: est(p, "collapse").mean)
+        least_basic = min(basic, key=lambda p: est(p, "collapse").mean)
+        checks = [
+            beyond_noise(
+                f"worst bottleneck ({worst_bott}) above best basic block ({best_basic})", est(worst_bott),
+                est(best_basic)
+            ),
+            beyond_noise(
+                f"least collapsed basic block ({least_basic}) more collapsed than most collapsed bottleneck "
+                f"({most_bott})", est(least_basic, "collapse"), est(most_bott, "collapse"), unit=""
+            ),
+        ]
+    else:
+        checks = [Check("bottleneck networks above basic-block ones", None, "not run: needs networks of both blocks")]
+    if {"basic50", "resnet18"} <= set(presets):
+        checks.append(
+            not_beyond_noise("basic50 (deepest, most parameters) not above resnet18", est("basic50"), est("resnet18"))
+        )
+    return {5: checks}
+
+def e6_checks(rows) -> dict[int, list[Check]]:
+    """Claims 6 and 1 from E6's orderings (rows: backbone, ordering, seed, accuracy, collapse). Claim 6: for the small
+    networks, single pass and the hybrid above multiple pass, single pass not above the hybrid; ResNet-50 not helped by
+    single pass. Claim 1: under multiple pass, ResNet-50 above each small network and less collapsed."""
+    small = [a for a in SMALL_NETWORKS if a in _values(rows, "backbone")]
+    orderings = set(_values(rows, "ordering"))
+    def est(a, o, value="accuracy"): return estimate_of(rows, value, backbone=a, ordering=o)
+    checks6 = []
+    for a in small:
+        for better in ("single_pass", "hybrid"):
+            if {better, "multiple_pass"} <= orderings:
+                checks6.append(
+                    beyond_noise(
+                        f"{a}: {better.replace('_', ' ')} above multiple pass", est(a, better), est(a, "multiple_pass")
+                    )
+                )
+        if {"hybrid", "single_pass"} <= orderings:
+            checks6.append(
+                not_beyond_noise(f"{a}: single pass not above the hybrid", est(a, "single_pass"), est(a, "hybrid"))
+            )
+    has_r50 = "resnet50" in _values(rows, "backbone")
+    if has_r50 and {"single_pass", "multiple_pass"} <= orderings:
+        checks6.append(
+            not_beyond_noise(
+                "resnet50: single pass not above multiple pass",
+                est("resnet50", "single_pass"),
+                est("resnet50", "multiple_pass"),
+            )
+        )
+    checks1 = []
+    if has_r50 and "multiple_pass" in orderings:
+        for a in small:
+            checks1.append(
+                beyond_noise(
+                    f"multiple pass: resnet50 above {a} (accuracy)",
+                    est("resnet50", "multiple_pass"),
+                    est(a, "multiple_pass"),
+                )
+            )
+            checks1.append(
+                beyond_noise(
+                    f"multiple pass: {a} more collapsed than resnet50 (normalised AUC)",
+                    est(a, "multiple_pass", "collapse"),
+                    est("resnet50", "multiple_pass", "collapse"),
+                    unit="",
+                )
+            )
+    return {6: checks6, 1: checks1}
+
+def e7_checks(rows) -> dict[int, list[Check]]:
+    """Claim 6 from E7's training curves (rows: backbone, ordering, seed, auc at the end of training): multiple pass
+    ends more collapsed than single pass."""
+    if not {"multiple_pass", "single_pass"} <= set(_values(rows, "ordering")): return {6: []}
+    return {
+        6: [
+            beyond_noise(
+                f"{a}: multiple pass ends more collapsed than single pass (probe-set AUC)",
+                estimate_of(rows, "auc", backbone=a, ordering="multiple_pass"),
+                estimate_of(rows, "auc", backbone=a, ordering="single_pass"),
+                unit="",
+            )
+            for a in _values(rows, "backbone")
+        ]
+    }
+
+def e8_checks(rows) -> dict[int, list[Check]]:
+    """Claims 6 and 1 from E8 (rows: method, backbone, ordering, seed, accuracy, collapse). Claim 6: single pass does
+    not help MoCo-v3 or BYOL. Claim 1: under multiple pass SimSiam is more collapsed than each of them."""
+    methods, checks6, checks1 = _values(rows, "method"), [], []
+    def est(m, a, o, value="accuracy"): return estimate_of(rows, value, method=m, backbone=a, ordering=o)
+    for m in ("mocov3", "byol"):
+        if m not in methods: continue
+        for a in _values(rows, "backbone"):
+            checks6.append(
+                not_beyond_noise(
+                    f"{m} {a}: single pass not above multiple pass",
+                    est(m, a, "single_pass"),
+                    est(m, a, "multiple_pass"),
+                )
+            )
+            if "simsiam" in methods:
+                checks1.append(
+                    beyond_noise(
+                        f"{a}: SimSiam more collapsed than {m} (multiple pass, normalised AUC)",
+                        est("simsiam", a, "multiple_pass", "collapse"),
+                        est(m, a, "multiple_pass", "collapse"),
+                        unit="",
+                    )
+                )
+    return {6: checks6, 1: checks1}
+
+def e9_checks(rows) -> dict[int, list[Check]]:
+    """Claim 6 from E9's switch points (rows: backbone, switch_point, seed, accuracy; 0 is multiple pass throughout, 1
+    single pass): the best hybrid above both ends. Networks without both ends and an inner point give no check."""
+    checks = []
+    for a in _values(rows, "backbone"):
+        mine = [r for r in rows if r["backbone"] == a]
+        points = _values(mine, "switch_point")
+        inner = [sp for sp in points if 0 < sp < 1]
+        if not inner or 0.0 not in points or 1.0 not in points: continue
+        best = max(inner, key=lambda sp: estimate_of(mine, switch_point=sp).mean)
+        for end, name in ((0.0, "multiple pass"), (1.0, "single pass")):
+            checks.append(
+                beyond_noise(
+                    f"{a}: hybrid at {100 * best:g} % above {name}",
+                    estimate_of(mine, switch_point=best),
+                    estimate_of(mine, switch_point=end),
+                )
+            )
+    return {6: checks}
