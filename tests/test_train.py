@@ -394,24 +394,37 @@ def test_total_collapse_finishes_and_is_logged(tmp_path):
 
 
 def test_the_ema_follows_its_schedule_and_the_logged_loss_is_the_epochs_mean(tmp_path, monkeypatch):
-    "Every step moves BYOL's target with momentum_schedule(t, all steps); an epoch logs the mean of its steps' losses."
+    """Every step moves BYOL's target with momentum_schedule(t, all steps) and runs at the learning rate of its
+    fractional epoch (BYOL's per-step schedule, warm-up included) in every group; an epoch logs the mean of its steps'
+    losses and z_std."""
+    from simsiam_collapse.collapse import std_of_l2_normalized
     from simsiam_collapse.methods import BYOL, momentum_schedule
-    momenta, losses = [], []
-    update, forward = BYOL.momentum_update, BYOL.forward
+    from simsiam_collapse.optim import LARS, learning_rate
+    momenta, losses, z_stds, lrs = [], [], [], []
+    update, forward, step = BYOL.momentum_update, BYOL.forward, LARS.step
     def recording_update(self, m):
         momenta.append(m)
         return update(self, m)
     def recording_forward(self, x1, x2):
         out = forward(self, x1, x2)
-        if self.training: losses.append(out.loss.item())
+        if self.training: losses.append(out.loss.item()); z_stds.append(std_of_l2_normalized(out.z1.float()))
         return out
+    def recording_step(self):
+        lrs.append([(g["base_lr"], g["lr"]) for g in self.param_groups])
+        return step(self)
     monkeypatch.setattr(BYOL, "momentum_update", recording_update)
     monkeypatch.setattr(BYOL, "forward", recording_forward)
-    cfg = TrainConfig(method="byol", epochs=2, **TINY)
+    monkeypatch.setattr(LARS, "step", recording_step)
+    cfg = TrainConfig(method="byol", epochs=2, warmup_epochs=1, **TINY)
     train(cfg, tmp_path / "run", progress=False)
     steps = len(momenta) // 2
-    assert steps >= 2 and len(momenta) == 2 * steps == len(losses)
+    assert steps >= 2 and len(momenta) == 2 * steps == len(losses) == len(lrs)
     expected = [momentum_schedule(t, 2 * steps, cfg.ema_momentum, cfg.ema_cosine) for t in range(1, 2 * steps + 1)]
     assert momenta == pytest.approx(expected)
-    logged = [row["loss"] for row in read_metrics(tmp_path / "run") if "loss" in row]
-    assert logged == pytest.approx([np.mean(losses[:steps]), np.mean(losses[steps:])], rel=1e-6)
+    for i, groups in enumerate(lrs):
+        scheduled = [learning_rate(base, i / steps, cfg.epochs, cfg.warmup_epochs) for base, _ in groups]
+        assert [lr for _, lr in groups] == pytest.approx(scheduled), i
+    logged = [row for row in read_metrics(tmp_path / "run") if "loss" in row]
+    def epoch_means(values): return [np.mean(values[:steps]), np.mean(values[steps:])]
+    assert [row["loss"] for row in logged] == pytest.approx(epoch_means(losses), rel=1e-6)
+    assert [row["z_std"] for row in logged] == pytest.approx(epoch_means(z_stds), rel=1e-6)
