@@ -4,12 +4,14 @@ import dataclasses
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from simsiam_collapse.collapse import std_of_l2_normalized
 from simsiam_collapse.orderings import Ordering
 from simsiam_collapse.train import (
     TrainConfig,
@@ -196,7 +198,8 @@ def _ddp_worker(rank, world, port, cfg, run_dir):
 
 def _two_ranks_in_one_process(cfg, sync_bn=False):
     """What two ranks compute, in one process: each half of every global batch forwarded alone (batch norm per rank),
-    the two losses averaged; with `sync_bn`, the whole global batch forwarded at once (batch norm over both halves)."""
+    the two losses averaged; with `sync_bn`, the whole global batch forwarded at once (batch norm over both halves).
+    Returns the weights and each epoch's mean loss and z_std over the steps and ranks."""
     from simsiam_collapse.train import (
         TrainingData,
         build_model,
@@ -208,7 +211,9 @@ def _two_ranks_in_one_process(cfg, sync_bn=False):
     data = TrainingData.load(cfg)
     model = build_model(cfg, data.train.channels)
     optimizer = build_optimizer(cfg, model)
+    logged = []
     for epoch in range(cfg.epochs):
+        totals = []
         set_learning_rate(cfg, optimizer, epoch)
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         for idx in data.order.batches(epoch):
@@ -219,9 +224,11 @@ def _two_ranks_in_one_process(cfg, sync_bn=False):
             for r in range(cfg.batch_size // half):
                 views = [v.apply(images[r * half:(r + 1) * half], {k: t[r * half:(r + 1) * half] for k, t in p.items()})
                          for v, p in zip(data.augment.views, params)]
-                losses.append(model(*views).loss)
+                out = model(*views)
+                losses.append(out.loss); totals.append((out.loss.item(), std_of_l2_normalized(out.z1.float())))
             optimizer.zero_grad(); (sum(losses) / len(losses)).backward(); optimizer.step()
-    return model.state_dict()
+        logged.append(np.mean(totals, axis=0).tolist())
+    return model.state_dict(), logged
 
 
 def test_two_processes_average_gradients_and_train_on_their_own_halves(tmp_path):
@@ -230,8 +237,11 @@ def test_two_processes_average_gradients_and_train_on_their_own_halves(tmp_path)
     cfg = TrainConfig(**TINY_FAKE, epochs=1, channels_last=False, device="cpu")
     torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, tmp_path/"ddp"), nprocs=2, join=True)
     ranks = [torch.load(tmp_path/f"rank{r}.pt") for r in (0, 1)]
-    reference = _two_ranks_in_one_process(cfg)
+    reference, reference_log = _two_ranks_in_one_process(cfg)
     assert json.loads((tmp_path/"ddp"/"environment.json").read_text())["world_size"] == 2
+    # the log shows the mean over the ranks
+    logged = [[m["loss"], m["z_std"]] for m in read_metrics(tmp_path/"ddp") if "loss" in m]
+    assert np.allclose(logged, reference_log, rtol=1e-4), (logged, reference_log)
     for name, w in ranks[0].items():
         # batch-norm buffers follow rank 0 alone (DDP broadcasts them)
         if not w.is_floating_point() or "running" in name: continue
@@ -256,7 +266,7 @@ def test_two_gpus_with_synchronised_batch_norm_equal_one_process_on_the_global_b
     cfg = TrainConfig(**TINY_FAKE, epochs=1, channels_last=False, sync_bn=True, precision="fp32")
     torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, tmp_path/"ddp"), nprocs=2, join=True)
     ranks = [torch.load(tmp_path/f"rank{r}.pt", map_location="cpu") for r in (0, 1)]
-    reference, per_rank = _two_ranks_in_one_process(cfg, sync_bn=True), _two_ranks_in_one_process(cfg)
+    (reference, _), (per_rank, _) = _two_ranks_in_one_process(cfg, sync_bn=True), _two_ranks_in_one_process(cfg)
     for name, w in ranks[0].items():
         if not w.is_floating_point(): continue
         assert torch.allclose(w, ranks[1][name], atol=1e-6), name
@@ -395,12 +405,12 @@ def test_total_collapse_finishes_and_is_logged(tmp_path):
 
 def test_the_ema_follows_its_schedule_and_the_logged_loss_is_the_epochs_mean(tmp_path, monkeypatch):
     """Every step moves BYOL's target with momentum_schedule(t, all steps) and runs at the learning rate of its
-    fractional epoch (BYOL's per-step schedule, warm-up included) in every group; an epoch logs the mean of its steps'
-    losses and z_std."""
-    from simsiam_collapse.collapse import std_of_l2_normalized
+    fractional epoch (BYOL's per-step schedule, warm-up included) in every group, in float32 when asked; an epoch logs
+    the mean of its steps' losses and z_std, its time and throughput; a TensorBoard writer gets every log_every-th
+    step's loss and rate."""
     from simsiam_collapse.methods import BYOL, momentum_schedule
     from simsiam_collapse.optim import LARS, learning_rate
-    momenta, losses, z_stds, lrs = [], [], [], []
+    momenta, losses, z_stds, lrs, autocast = [], [], [], [], set()
     update, forward, step = BYOL.momentum_update, BYOL.forward, LARS.step
     def recording_update(self, m):
         momenta.append(m)
@@ -408,6 +418,7 @@ def test_the_ema_follows_its_schedule_and_the_logged_loss_is_the_epochs_mean(tmp
     def recording_forward(self, x1, x2):
         out = forward(self, x1, x2)
         if self.training: losses.append(out.loss.item()); z_stds.append(std_of_l2_normalized(out.z1.float()))
+        autocast.add(torch.is_autocast_enabled("cpu"))
         return out
     def recording_step(self):
         lrs.append([(g["base_lr"], g["lr"]) for g in self.param_groups])
@@ -415,8 +426,14 @@ def test_the_ema_follows_its_schedule_and_the_logged_loss_is_the_epochs_mean(tmp
     monkeypatch.setattr(BYOL, "momentum_update", recording_update)
     monkeypatch.setattr(BYOL, "forward", recording_forward)
     monkeypatch.setattr(LARS, "step", recording_step)
-    cfg = TrainConfig(method="byol", epochs=2, warmup_epochs=1, **TINY)
-    train(cfg, tmp_path / "run", progress=False)
+    class Scalars:  # what a TensorBoard SummaryWriter is given
+        rows = []
+        def add_scalar(self, tag, value, step): self.rows.append((tag, value, step))
+        def flush(self): pass
+    cfg = TrainConfig(method="byol", epochs=2, warmup_epochs=1, precision="fp32", **TINY)
+    start = time.time()
+    train(cfg, tmp_path / "run", progress=False, writer=Scalars(), log_every=3)
+    took = time.time() - start
     steps = len(momenta) // 2
     assert steps >= 2 and len(momenta) == 2 * steps == len(losses) == len(lrs)
     expected = [momentum_schedule(t, 2 * steps, cfg.ema_momentum, cfg.ema_cosine) for t in range(1, 2 * steps + 1)]
@@ -428,3 +445,10 @@ def test_the_ema_follows_its_schedule_and_the_logged_loss_is_the_epochs_mean(tmp
     def epoch_means(values): return [np.mean(values[:steps]), np.mean(values[steps:])]
     assert [row["loss"] for row in logged] == pytest.approx(epoch_means(losses), rel=1e-6)
     assert [row["z_std"] for row in logged] == pytest.approx(epoch_means(z_stds), rel=1e-6)
+    assert autocast == {False}
+    for row in logged:
+        assert 0 < row["seconds"] < took and row["phase"] == cfg.ordering
+        assert row["pairs_per_s"] == pytest.approx(steps * cfg.batch_size / row["seconds"])
+    logged_steps = range(3, 2 * steps + 1, 3)
+    assert [r for r in Scalars.rows if r[0] == "step/loss"] == [("step/loss", losses[s - 1], s) for s in logged_steps]
+    assert [r for r in Scalars.rows if r[0] == "step/lr"] == [("step/lr", lrs[s - 1][-1][1], s) for s in logged_steps]
