@@ -47,12 +47,15 @@ test-slow: setup
 # Mutation testing of the metric, the orderings, the methods and the training step (setup.cfg, tests/mutation_score.py,
 # tests/README.md); a few hours on two cores, not part of CI. MODULES narrows it to the targets of some modules
 # (MODULES=train), MUTANTS to mutmut name patterns.
-# mutmut keeps its results in mutants/ and resumes where it stopped.
+# One thread per mutmut worker: with torch's default (a thread per core) the workers would oversubscribe the cores.
+# mutmut keeps its results in mutants/; a stopped pass resumes with what has no result yet (mutmut itself re-runs every
+# mutant it is named), and a function changed since is judged anew. rm -rf mutants/ for a fresh pass.
 MUTANTS ?=
 MODULES ?=
 mutation: setup
 	$(BIN)/python -m pip install -q -e ".[dev,mutation]"
-	set -f; $(BIN)/mutmut run $(or $(MUTANTS),$$($(BIN)/python tests/mutation_score.py --targets $(MODULES)))
+	set -f; todo="$(or $(MUTANTS),$$($(BIN)/python tests/mutation_score.py --pending $(MODULES)))"; \
+	if [ -n "$$todo" ]; then OMP_NUM_THREADS=1 $(BIN)/mutmut run $$todo; else echo "Every mutant has a result (rm -rf mutants/ to judge again)."; fi
 	$(BIN)/python tests/mutation_score.py --survivors
 
 # mini trains on CIFAR-10: from ../shared/data when it is there, else downloaded once (170 MB) into ~/.cache/simsiam_collapse.

@@ -60,22 +60,50 @@ def tally(results: dict, docstrings: set) -> Counter:
     return c
 
 
-def mutant_patterns() -> list[str]:
-    "mutmut name patterns (`module.x_function__mutmut_*`, `module.xǁClassǁmethod__mutmut_*`) of the TARGETS."
-    patterns = []
+def target_functions() -> list[tuple[str, str, ast.FunctionDef]]:
+    "(module, mutmut's mangled name, function) of each function the TARGETS mutate."
+    out = []
     for module, only in TARGETS.items():
         tree = ast.parse((PACKAGE / f"{module}.py").read_text())
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                names = [(node.name, f"x_{node.name}")]
+                functions = [(node.name, f"x_{node.name}", node)]
             elif isinstance(node, ast.ClassDef):
-                names = [(f"{node.name}.{f.name}", f"x\u01c1{node.name}\u01c1{f.name}") for f in node.body
-                         if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+                functions = [(f"{node.name}.{f.name}", f"x\u01c1{node.name}\u01c1{f.name}", f) for f in node.body
+                             if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
             else: continue
-            for name, mangled in names:
-                if name.startswith(NOT_SCIENCE) or (only is not None and name not in only): continue
-                patterns.append(f"simsiam_collapse.{module}.{mangled}__mutmut_*")
-    return patterns
+            out += [(module, mangled, fn) for name, mangled, fn in functions
+                    if not name.startswith(NOT_SCIENCE) and (only is None or name in only)]
+    return out
+
+
+def mutant_patterns() -> list[str]:
+    "mutmut name patterns (`module.x_function__mutmut_*`, `module.xǁClassǁmethod__mutmut_*`) of the TARGETS."
+    return [f"simsiam_collapse.{module}.{mangled}__mutmut_*" for module, mangled, _ in target_functions()]
+
+
+def _code(fn) -> str:
+    "A function's arguments and body as an AST dump: equal for the package's function and mutmut's copy of it."
+    return ast.dump(fn.args) + ast.dump(ast.Module(body=fn.body, type_ignores=[]))
+
+
+def pending(modules=(), mutants="mutants") -> list[str]:
+    """What `make mutation` still has to run, so that a stopped pass resumes (mutmut re-runs every mutant it is given by
+    name): each mutant of the `modules`' targets without a result, and the pattern of a whole function when it changed
+    since mutmut copied it (mutmut then makes its mutants anew). Every pattern before the first run."""
+    out = []
+    for module, mangled, fn in target_functions():
+        if modules and module not in modules: continue
+        pattern = f"simsiam_collapse.{module}.{mangled}__mutmut_*"
+        copy = Path(mutants) / "simsiam_collapse" / f"{module}.py"
+        meta = copy.with_suffix(".py.meta")
+        if not (meta.exists() and copy.exists()): out.append(pattern); continue
+        copies = {n.name: n for n in ast.walk(ast.parse(copy.read_text())) if isinstance(n, ast.FunctionDef)}
+        orig = copies.get(f"{mangled}__mutmut_orig")
+        results = {k: v for k, v in module_results(meta).items() if fnmatch.fnmatch(k, pattern)}
+        if orig is None or _code(orig) != _code(fn) or not results: out.append(pattern)
+        else: out += sorted(k for k, v in results.items() if v is None)
+    return out
 
 
 def main(argv=None):
@@ -83,8 +111,14 @@ def main(argv=None):
     p.add_argument("--mutants", default="mutants", help="mutmut's folder (default: %(default)s)")
     p.add_argument("--survivors", action="store_true", help="list every surviving mutant")
     p.add_argument("--targets", nargs="*", metavar="MODULE", default=None,
-                   help="print the mutant patterns `make mutation` runs (of the MODULEs named, else all), and stop")
+                   help="print the mutant patterns of the targets (of the MODULEs named, else all), and stop")
+    p.add_argument("--pending", nargs="*", metavar="MODULE", default=None,
+                   help="print what `make mutation` has still to run (of the MODULEs named, else all), and stop")
     args = p.parse_args(argv)
+    if args.pending is not None:
+        unknown = sorted(set(args.pending) - set(TARGETS))
+        if unknown: p.error(f"unknown module(s) {', '.join(unknown)}; valid: {', '.join(TARGETS)}")
+        return print(" ".join(pending(args.pending, args.mutants)))
     if args.targets is not None:
         unknown = sorted(set(args.targets) - set(TARGETS))
         if unknown: p.error(f"unknown module(s) {', '.join(unknown)}; valid: {', '.join(TARGETS)}")
