@@ -31,8 +31,8 @@ from .optim import LARS, learning_rate
 from .orderings import STRATEGIES, Ordering, check_ordering
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'OPTIMIZERS', 'LR_SCHEDULES', 'METHOD_DEFAULTS', 'KEY_VERSION', 'PROBE_SEEDS', 'EPOCH_SEED_STRIDE',
-           'TrainConfig', 'build_model', 'build_optimizer', 'cpu_has_native_bf16', 'resolve_precision',
+__all__ = ['PRECISIONS', 'OPTIMIZERS', 'LR_SCHEDULES', 'METHOD_DEFAULTS', 'KEY_VERSION', 'ISA_FLAGS', 'PROBE_SEEDS',
+           'EPOCH_SEED_STRIDE', 'TrainConfig', 'build_model', 'build_optimizer', 'cpu_info', 'resolve_precision',
            'set_learning_rate', 'TrainingDiverged', 'RunLocked', 'write_json', 'directory_lock', 'checkpoint_path',
            'checkpoint_epochs', 'last_checkpoint', 'load_latest_checkpoint', 'prune_checkpoints', 'read_metrics',
            'run_status', 'environment', 'probe_sets', 'monitor', 'TrainContext', 'TrainingData',
@@ -100,7 +100,7 @@ class TrainConfig:
     seed: int = _opt(0, "training seed: initialisation, reshuffles, augmentation", "run")
     device: str = _opt("auto", "auto (CUDA when available), cpu, cuda, cuda:N", "run")
     precision: str = _opt(
-        "auto", "auto: bf16 autocast on CUDA and on CPUs with native bf16, else fp32", "run", PRECISIONS
+        "auto", "auto: bf16 autocast on CUDA, fp32 on CPUs (bf16 there only when asked)", "run", PRECISIONS
     )
     channels_last: bool = _opt(True, "channels-last memory format", "run")
     sync_bn: bool = _opt(False, "synchronise batch norm across processes (torchrun; GPUs only)", "run")
@@ -239,23 +239,32 @@ def build_optimizer(cfg: TrainConfig, model):
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return LARS(groups, lr=lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
 
-def cpu_has_native_bf16() -> bool:
-    "Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): oneDNN's own check, and on Linux the CPU flags."
-    try:
-        if not torch.ops.mkldnn._is_mkldnn_bf16_supported(): return False
-    except (AttributeError, RuntimeError): return False
-    try: flags = Path("/proc/cpuinfo").read_text()
-    except OSError: return True  # not Linux: trust oneDNN
-    return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
+# the vector-ISA flags that decide a CPU's floating-point kernels (and so the last digits of a run)
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+def cpu_info() -> dict:
+    "The CPU's model, logical cores and which of `ISA_FLAGS` it has (from /proc/cpuinfo; flags None elsewhere)."
+    try: text = Path("/proc/cpuinfo").read_text()
+    except OSError: text = ""
+    fields = dict(line.split(":", 1) for line in reversed(text.splitlines()) if ":" in line)  # the first CPU's values
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields["flags"].split()) if "flags" in fields else None
+    return dict(
+        model=fields.get("model name") or platform.processor() or platform.machine(),
+        cores=os.cpu_count(),
+        isa=None if flags is None else [f for f in ISA_FLAGS if f in flags],
+    )
 
 def resolve_precision(precision, device) -> tuple[bool, str]:
-    "(use bf16 autocast?, why) for `precision` on `device`: 'auto' takes bf16 on CUDA and on CPUs with native bf16."
+    """(use bf16 autocast?, why) for `precision` on `device`: 'auto' takes bf16 on CUDA only. On a CPU 'auto' is fp32:
+    at the CPU scales' size bf16 is no faster where the CPU has it natively (0.96x the fp32 step, width 8 at 16 px,
+    on an avx512_bf16 EPYC) and 8-13x slower where it is emulated (AVX2 EPYC), and it would make a run's arithmetic
+    depend on which CPU family trains it."""
     device = torch.device(device)
     if precision == "fp32": return False, "fp32 (asked)"
     if precision == "bf16": return True, "bf16 autocast (asked)"
     if device.type == "cuda": return True, "bf16 autocast (auto: CUDA)"
-    if device.type == "cpu" and cpu_has_native_bf16(): return True, "bf16 autocast (auto: this CPU has native bf16)"
-    return False, f"fp32 (auto: no native bf16 on this {device.type}; emulated bf16 is slower)"
+    return False, f"fp32 (auto: bf16 only on CUDA, not on {device.type}; --precision bf16 asks for it)"
 
 def set_learning_rate(cfg, optimizer, t) -> float:
     "Set every scheduled group's learning rate for fractional epoch `t`; returns it."
@@ -393,6 +402,7 @@ def environment(device="cpu", world_size=1, precision=None) -> dict:
         numpy=np.__version__,
         platform=platform.platform(),
         processor=platform.processor() or platform.machine(),
+        cpu=cpu_info(),
         device=str(device),
         world_size=world_size,
         precision=precision,

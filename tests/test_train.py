@@ -23,8 +23,11 @@ from simsiam_collapse.train import (
     train,
 )
 
+# fp32 pinned: tests compare trainings (resumed against whole, two ranks against one process), and only fp32 gives
+# the same arithmetic on every CPU; bf16 has its own test below
 TINY = dict(
     dataset="digits",
+    precision="fp32",
     width=8,
     proj_hidden_dim=64,
     proj_dim=64,
@@ -157,6 +160,9 @@ def test_run_directory_records_everything(tmp_path):
     assert TrainConfig.from_dict(json.loads((run/"config.json").read_text())) == cfg.resolved()
     env = json.loads((run/"environment.json").read_text())
     assert env["torch"] == torch.__version__ and env["world_size"] == 1
+    # the arithmetic: which precision, and the CPU whose kernels computed it
+    assert env["precision"] == "fp32 (asked)" and set(env["cpu"]) == {"model", "cores", "isa"}, env
+    assert env["cpu"]["cores"] == os.cpu_count() and env["cpu"]["model"], env["cpu"]
     data = json.loads((run/"data.json").read_text())
     assert data["train"]["name"] == "digits" and data["train"]["n"] == 1437
     perm = np.load(run/"permutation.npy")
@@ -164,6 +170,20 @@ def test_run_directory_records_everything(tmp_path):
     assert sorted(p.name for p in (run/"checkpoints").iterdir()) == ["epoch_0001.pt", "epoch_0002.pt"]
     assert json.loads((run/"status.json").read_text())["state"] == "done"
     assert "auc" in read_metrics(run)[0] and "auc" in read_metrics(run)[-1]  # at initialisation and at the end
+
+
+def test_bf16_asked_on_a_cpu_trains_in_bf16_and_tracks_fp32(tmp_path):
+    """The bf16 path (autocast around the forward, fp32 log values) on any CPU, emulated where the CPU lacks native
+    bf16: two steps, so it stays cheap there. bf16 is engaged (the weights differ from fp32's), recorded, and the loss
+    follows fp32's to bf16's precision."""
+    base = dict(TINY, train_images=256, batch_size=128, epochs=1)
+    runs = {p: train(TrainConfig(**{**base, "precision": p}), tmp_path/p, progress=False) for p in ("fp32", "bf16")}
+    env = {p: json.loads((r/"environment.json").read_text())["precision"] for p, r in runs.items()}
+    assert env == {"fp32": "fp32 (asked)", "bf16": "bf16 autocast (asked)"}, env
+    loss = {p: read_metrics(r)[-1]["loss"] for p, r in runs.items()}
+    assert np.isfinite(loss["bf16"]) and abs(loss["bf16"] - loss["fp32"]) < 0.02 * abs(loss["fp32"]) + 1e-3, loss
+    w = {p: _weights(r, 1)["model"]["backbone.stem.0.weight"] for p, r in runs.items()}
+    assert not torch.equal(w["fp32"], w["bf16"])
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -263,7 +283,7 @@ def test_synchronised_batch_norm_on_cpu_processes_fails_before_anything_is_writt
 def test_two_gpus_with_synchronised_batch_norm_equal_one_process_on_the_global_batch(tmp_path):
     """NCCL, one GPU per rank: the ranks end equal, weights and batch-norm statistics, to one process that forwards the
     whole global batch (in fp32; TF32 off, since the reference runs on the CPU)."""
-    cfg = TrainConfig(**TINY_FAKE, epochs=1, channels_last=False, sync_bn=True, precision="fp32")
+    cfg = TrainConfig(**TINY_FAKE, epochs=1, channels_last=False, sync_bn=True)
     torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg, tmp_path/"ddp"), nprocs=2, join=True)
     ranks = [torch.load(tmp_path/f"rank{r}.pt", map_location="cpu") for r in (0, 1)]
     (reference, _), (per_rank, _) = _two_ranks_in_one_process(cfg, sync_bn=True), _two_ranks_in_one_process(cfg)
@@ -430,7 +450,7 @@ def test_the_ema_follows_its_schedule_and_the_logged_loss_is_the_epochs_mean(tmp
         rows = []
         def add_scalar(self, tag, value, step): self.rows.append((tag, value, step))
         def flush(self): pass
-    cfg = TrainConfig(method="byol", epochs=2, warmup_epochs=1, precision="fp32", **TINY)
+    cfg = TrainConfig(method="byol", epochs=2, warmup_epochs=1, **TINY)
     start = time.time()
     train(cfg, tmp_path / "run", progress=False, writer=Scalars(), log_every=3)
     took = time.time() - start
