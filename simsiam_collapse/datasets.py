@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 # %% auto #0
-__all__ = ['DATA_ENV', 'CACHE_ENV', 'DOWNLOAD_ENV', 'DATASET_NAMES', 'SPLITS', 'NORMALIZATION', 'IMAGE_EXTENSIONS',
+__all__ = ['DATA_ENV', 'CACHE_ENV', 'DOWNLOAD_ENV', 'DATASET_NAMES', 'TRAIN_SIZES', 'SPLITS', 'NORMALIZATION', 'IMAGE_EXTENSIONS',
            'MAX_DECODE_THREADS', 'resolve_data_root', 'cache_dir', 'DataNotFoundError', 'ImageReadError',
            'ImageDataset', 'decode_threads', 'scan_image_folder', 'resize_center_crop', 'read_image', 'decode_folder',
            'squash', 'image_sizes', 'StreamingImageFolder', 'load_dataset']
@@ -30,6 +30,8 @@ DATA_ENV = "SIMSIAM_COLLAPSE_DATA"
 CACHE_ENV = "SIMSIAM_COLLAPSE_CACHE"
 DOWNLOAD_ENV = "SIMSIAM_COLLAPSE_DOWNLOAD"
 DATASET_NAMES = ("mnist5k", "digits", "cifar10", "cifar100", "fake", "imagefolder:<path>")
+# training images of the named data sets, known before loading (a run key needs them; the tests check them)
+TRAIN_SIZES = {"mnist5k": 4000, "digits": 1437, "cifar10": 50000, "cifar100": 50000}
 SPLITS = ("train", "test")
 
 def resolve_data_root(data_root=None) -> Path:

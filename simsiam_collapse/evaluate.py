@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from .augment import BatchAugment, ViewRecipe, eval_transform
 from .collapse import SpectrumAccumulator
-from .optim import LARS, learning_rate
+from .optim import LARC, learning_rate
 
 # %% auto #0
 __all__ = ['KNN_TEMPERATURE', 'KNN_K_AT_50K', 'default_device', 'extract_features', 'knn_k', 'knn_predict', 'knn_accuracy',
@@ -102,7 +102,7 @@ def _train_probe(features_of, train_labels, evaluate, dim, num_classes, epochs, 
     head = nn.Linear(dim, num_classes).to(device)
     nn.init.normal_(head.weight, std=0.01); nn.init.zeros_(head.bias)
     base_lr = (0.1 if lr is None else lr) * batch_size / 256
-    opt = LARS(head.parameters(), lr=base_lr) if lars else torch.optim.SGD(head.parameters(), lr=base_lr, momentum=0.9)
+    opt = LARC(head.parameters(), lr=base_lr) if lars else torch.optim.SGD(head.parameters(), lr=base_lr, momentum=0.9)
     n, history = len(train_labels), []
     for epoch in tqdm(range(epochs), desc=f"linear probe ({protocol})", disable=not progress, leave=False):
         for group in opt.param_groups: group["lr"] = learning_rate(base_lr, epoch, epochs)

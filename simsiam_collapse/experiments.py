@@ -72,8 +72,10 @@ class Scale:
     name: str
     dataset: str
     train: dict
-    probe: str = "features"  # "features": fast probe on cached features; "paper": the augmented LARS protocol
+    probe: str = "features"  # "features": fast probe on cached features; "paper": the augmented LARC protocol
     probe_epochs: int = 100
+    # the probe's batch (its lr is 0.1 x batch / 256); the authors ran the paper's probe with 1,024
+    probe_batch_size: int = 256
     seeds: tuple = (0,)  # seeds where the paper shows a std (Table 2)
     eval_train_size: int | None = None  # training images for the final AUC / probe (None: all)
     fallback_dataset: str | None = None
@@ -175,6 +177,7 @@ SCALES = {
         dict(width=64, epochs=100, chunks=25, batch_size=256, probe_size=5000, eval_every=10, checkpoint_every=20),
         probe="paper",
         probe_epochs=90,
+        probe_batch_size=1024,
         seeds=(0, 1, 2),
         fractions=(0.05, 0.1, 0.2, 0.5, 1.0),
     ),
@@ -190,9 +193,12 @@ SCALES = {
             probe_size=10000,
             eval_every=10,
             checkpoint_every=20,
+            precision="fp32",  # the authors' SimSiam script trains in fp32
+            sync_bn=True,  # the authors' scripts synchronise batch norm whenever they run distributed
         ),
         probe="paper",
         probe_epochs=90,
+        probe_batch_size=1024,
         seeds=(0, 1, 2),
     ),
 }
@@ -221,7 +227,7 @@ PAPER_SETTINGS = dict(
     epochs=100,
     chunks="100 chunks of 1 %",
     seeds=3,
-    probe="LARS linear probe, 90 epochs, augmented, on all of ImageNet",
+    probe="LARC linear probe, 90 epochs, batch 1024, augmented, on all of ImageNet",
 )
 
 def settings_table(names=("mini", "cpu", "gpu", "paper")) -> str:
@@ -246,7 +252,8 @@ def settings_table(names=("mini", "cpu", "gpu", "paper")) -> str:
             "epochs": cfg.epochs,
             "chunks": f"{cfg.chunks or cfg.epochs} chunks",
             "seeds": len(s.seeds),
-            "probe": ("LARS linear probe, augmented" if s.probe == "paper" else "linear probe on cached features")
+            "probe": (f"LARC linear probe, batch {s.probe_batch_size}, augmented" if s.probe == "paper"
+                      else "linear probe on cached features")
             + f", {s.probe_epochs} epochs"
             + (f", {s.eval_train_size} training images" if s.eval_train_size else ""),
         }[key]
@@ -346,8 +353,9 @@ def load_backbone(run_dir, epoch=None, device="cpu"):
 def _eval_settings(run_dir, scale: Scale) -> dict:
     """What a run's final measurements depend on besides the run: the probe protocol, the checkpoint measured, the
     code's version."""
+    paper = dict(probe_batch_size=scale.probe_batch_size, probe_optimizer="larc") if scale.probe == "paper" else {}
     return dict(probe=scale.probe, probe_epochs=scale.probe_epochs, eval_train_size=scale.eval_train_size,
-                checkpoint=last_checkpoint(run_dir), version=EVAL_VERSION)
+                checkpoint=last_checkpoint(run_dir), version=EVAL_VERSION, **paper)
 
 def cached_evaluation(run_dir, scale: Scale) -> dict | None:
     "The run's `eval.json` when it was measured with these settings, else None."
@@ -379,6 +387,7 @@ def evaluate_run(run_dir, scale: Scale, device="auto", data_root=None, progress=
             train_ds,
             test_ds,
             epochs=scale.probe_epochs,
+            batch_size=scale.probe_batch_size,
             device=device,
             image_size=cfg.image_size,
             progress=progress,

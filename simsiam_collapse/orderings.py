@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 # %% auto #0
-__all__ = ['STRATEGIES', 'MIN_BATCHES_PER_CHUNK', 'check_ordering', 'default_chunks', 'Ordering', 'chunk_usage', 'plot_orderings']
+__all__ = ['STRATEGIES', 'MIN_BATCHES_PER_CHUNK', 'chunk_bounds', 'check_ordering', 'default_chunks', 'Ordering', 'chunk_usage',
+           'plot_orderings']
 
 # %% ../nbs/07_orderings.ipynb #3b955167
 STRATEGIES = ("multiple_pass", "single_pass", "cumulative", "subset", "hybrid")
@@ -18,6 +19,10 @@ STRATEGIES = ("multiple_pass", "single_pass", "cumulative", "subset", "hybrid")
 MIN_BATCHES_PER_CHUNK = 4
 
 def _is_int(x): return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+def chunk_bounds(n, chunks) -> list[int]:
+    "Where `n` images are cut into `chunks` chunks: chunk k is [n k // chunks, n (k + 1) // chunks), the authors' cut."
+    return [n * k // chunks for k in range(chunks + 1)]
 
 def check_ordering(strategy, epochs, chunks=None, fraction=1.0, switch_epoch=None, n=None, batch_size=None):
     """The one validator of an ordering's settings (`n` and `batch_size` when known): raises a ValueError naming the bad
@@ -86,8 +91,9 @@ class Ordering:
         return np.random.default_rng([self.order_seed, 7]).permutation(self.n)
 
     def chunk(self, c) -> np.ndarray:
-        "Indices of chunk `c` of the permutation."
-        return np.array_split(self.permutation(), self.num_chunks)[c]
+        "Indices of chunk `c` of the permutation, cut where the authors' code cuts it (`chunk_bounds`)."
+        lo, hi = chunk_bounds(self.n, self.num_chunks)[c:c + 2]
+        return self.permutation()[lo:hi]
 
     def chunk_of_epoch(self, epoch): return epoch * self.num_chunks // self.epochs
 
@@ -102,9 +108,8 @@ class Ordering:
         phase, perm = self.phase(epoch), self.permutation()
         if phase == "multiple_pass": return perm
         if phase == "subset": return perm[self.n - round(self.fraction * self.n):]
-        parts = np.array_split(perm, self.num_chunks)
-        c = self.chunk_of_epoch(epoch)
-        return parts[c] if phase == "single_pass" else np.concatenate(parts[:c + 1])
+        bounds, c = chunk_bounds(self.n, self.num_chunks), self.chunk_of_epoch(epoch)
+        return perm[bounds[c] if phase == "single_pass" else 0:bounds[c + 1]]
 
     def epoch_indices(self, epoch) -> np.ndarray:
         """The `steps_per_epoch * batch_size` image indices of epoch `epoch`: the pool reshuffled (seeded by (seed,
@@ -128,7 +133,7 @@ class Ordering:
 def chunk_usage(ordering: Ordering) -> np.ndarray:
     "epochs x chunks matrix: the fraction of each epoch's images drawn from each chunk."
     chunk_of = np.empty(ordering.n, dtype=int)
-    for c, idx in enumerate(np.array_split(ordering.permutation(), ordering.num_chunks)): chunk_of[idx] = c
+    for c in range(ordering.num_chunks): chunk_of[ordering.chunk(c)] = c
     use = np.zeros((ordering.epochs, ordering.num_chunks))
     for e in range(ordering.epochs):
         use[e] = np.bincount(chunk_of[ordering.epoch_indices(e)], minlength=ordering.num_chunks)

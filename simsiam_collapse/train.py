@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .augment import TwoViewAugment
 from .collapse import collapse_measures, std_of_l2_normalized
-from .datasets import DATASET_NAMES, load_dataset
+from .datasets import DATASET_NAMES, TRAIN_SIZES, load_dataset
 from .evaluate import KNN_TEMPERATURE, default_device, extract_features, knn_accuracy, knn_k
 from .methods import METHODS, build_method, momentum_schedule
 from .models import PRESETS, STEMS, build_backbone
@@ -204,8 +204,16 @@ class TrainConfig:
         for k in _NOT_IN_KEY: d.pop(k)
         for k in _ADDED_AFTER_KEY_VERSION_2:
             if d[k] == next(f.default for f in dataclasses.fields(self) if f.name == k): d.pop(k)
+        if self._chunk_edges_moved(): d["chunk_edges"] = "floor"
         d["key_version"] = KEY_VERSION
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def _chunk_edges_moved(self) -> bool:
+        """Whether this run's chunks moved when chunk edges became the authors' floor(N k / C) (after key version 2):
+        not where C divides N (the CPU scales' 8,192 / 16), nor without chunks; moved where N is unknown here."""
+        if self.ordering not in ("single_pass", "cumulative", "hybrid"): return False
+        n = self.train_images or TRAIN_SIZES.get(self.dataset)
+        return n is None or n % (self.chunks or self.epochs) != 0
 
 # %% ../nbs/08_train.ipynb #ae6067ec
 def build_model(cfg: TrainConfig, in_channels: int):

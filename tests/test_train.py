@@ -272,6 +272,42 @@ def test_two_processes_average_gradients_and_train_on_their_own_halves(tmp_path)
     assert not torch.allclose(ranks[0]["backbone.stem.0.weight"], untrained["backbone.stem.0.weight"])
 
 
+def test_the_target_network_moves_as_in_the_authors_loop(tmp_path):
+    """The authors' MoCo-v3/BYOL loop moves the target with this step's momentum m(g) (g the global step, a cosine over
+    all steps) just before it computes the targets, from the online weights of that moment; ours moves it right after
+    the optimiser step, with m(g + 1). Both give every forward the same target: checked against a transcription of the
+    authors' loop over two epochs of three steps."""
+    from simsiam_collapse.methods import momentum_schedule
+    from simsiam_collapse.train import TrainingData, build_optimizer, set_learning_rate
+    cfg = TrainConfig(**{**TINY, "train_images": 384, "channels_last": False}, method="byol", epochs=2, warmup_epochs=0)
+    ours = []  # after each step: the target the next forward uses
+    train(cfg, tmp_path/"run", progress=False,
+          on_step=lambda e, s, model: ours.append([p.detach().clone() for p in model.target_parameters()]))
+    cfg = cfg.resolved()
+    data = TrainingData.load(cfg)
+    model = build_model(cfg, data.train.channels)
+    optimizer = build_optimizer(cfg, model)
+    steps = data.order.steps_per_epoch
+    authors = []  # at each forward from the second on: the target it uses
+    for epoch in range(cfg.epochs):
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        for step, idx in enumerate(data.order.batches(epoch)):
+            g = epoch * steps + step
+            set_learning_rate(cfg, optimizer, epoch + step / steps)
+            images = data.train.images[torch.from_numpy(idx)]
+            views = [v.apply(images, v.sample(cfg.batch_size, *images.shape[-2:], generator=gen))
+                     for v in data.augment.views]
+            with torch.no_grad():
+                model.momentum_update(momentum_schedule(g, cfg.epochs * steps, cfg.ema_momentum, cfg.ema_cosine))
+            if g: authors.append([p.detach().clone() for p in model.target_parameters()])
+            out = model(*views)
+            optimizer.zero_grad(); out.loss.backward(); optimizer.step()
+    assert len(authors) == 2 * steps - 1 == len(ours) - 1
+    for g, (a, b) in enumerate(zip(authors, ours), 1):
+        gap = max((x - y).abs().max().item() for x, y in zip(a, b))
+        assert gap < 1e-6, (g, gap)
+
+
 def test_synchronised_batch_norm_on_cpu_processes_fails_before_anything_is_written(tmp_path):
     cfg = TrainConfig(**TINY_FAKE, epochs=1, device="cpu", sync_bn=True)
     with pytest.raises(Exception, match=r"sync_bn=True is not valid on cpu: torch's SyncBatchNorm runs on GPUs only"):
