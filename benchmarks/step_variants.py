@@ -4,7 +4,8 @@ CIFAR-10 at larger widths).
 
 The variants alternate (fp32, bf16, compiled, fp32, bf16, ...) so drift hits all alike; the table gives medians and the
 ratios to fp32. torch.compile's one-off compile time is reported apart and amortised over a whole `mini` run (its step
-count read from the scale). The line "auto precision" says what `precision='auto'` picks on this machine and why.
+count read from the scale). The lines "cpu" and "auto precision" name the CPU it ran on and what `precision='auto'`
+picks there.
 
 .venv/bin/python benchmarks/step_variants.py                      # CPU, every configuration .venv/bin/python
 benchmarks/step_variants.py --device cuda --batch-size 256"""
@@ -20,7 +21,7 @@ from simsiam_collapse.evaluate import default_device
 from simsiam_collapse.experiments import SCALES
 from simsiam_collapse.methods import SimSiam
 from simsiam_collapse.models import build_backbone
-from simsiam_collapse.train import resolve_precision
+from simsiam_collapse.train import cpu_info, resolve_precision
 
 CONFIGS = [(8, 16), (16, 32), (64, 32)]  # (width, crop size in px)
 _MINI = SCALES["mini"].train
@@ -71,6 +72,7 @@ def main():
         f"{torch.get_num_threads()}, "
         f"batch {args.batch_size}, {args.steps} steps x {args.repeats} runs"
     )
+    print(f"cpu: {cpu_info()}")
     print(f"auto precision: {why}")
     print(
         "| width | crop px | fp32 pairs/s | bf16 pairs/s | bf16 / fp32 | compiled pairs/s | compiled / fp32 | compile "

@@ -21,8 +21,9 @@ from tqdm import tqdm
 from .datasets import DATASET_NAMES, ImageReadError, load_dataset
 from .experiments import SCALES, RunStore
 from .report import experiment_title, notebook_to_html, plot_runs, write_report
+from .evaluate import default_device
 from .train import (RunLocked, TrainConfig, TrainingDiverged, directory_lock, environment, read_metrics,
-                                    tensorboard_writer, train, write_json)
+                                    resolve_precision, tensorboard_writer, train, write_json)
 
 # %% auto #0
 __all__ = ['READS_EVERY_RUN', 'CONFIG_GROUPS', 'USER_ERRORS', 'experiments_dir', 'experiment_notebooks', 'reproduce',
@@ -120,7 +121,10 @@ def reproduce(scale="mini", only=None, data_root=None, out="reproduction", devic
 
 def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs):
     out = out.resolve()  # papermill runs each notebook from inside `out`
-    write_json(out/"environment.json", dict(environment(), scale=scale, data_root=data_root, device=device, jobs=jobs))
+    where = default_device(device)
+    precision = resolve_precision(SCALES[scale].train.get("precision", "auto"), where)[1]
+    write_json(out/"environment.json",
+               dict(environment(where, precision=precision), scale=scale, data_root=data_root, jobs=jobs))
     state_file = out/"reproduce.json"
     state = _read_json(state_file) or {}
     if state.get("scale") not in (None, scale):

@@ -12,7 +12,7 @@ from pathlib import Path
 from .claims import merge_claims
 
 # %% auto #0
-__all__ = ['SMOKE_NOTE', 'CURVES', 'experiment_title', 'experiment_order', 'claim_verdicts', 'markdown_to_html',
+__all__ = ['SMOKE_NOTE', 'CURVES', 'experiment_title', 'experiment_order', 'claim_verdicts', 'machine_line', 'markdown_to_html',
            'notebook_to_html', 'write_report', 'plot_runs']
 
 # %% ../nbs/12_report.ipynb #8dab5e16
@@ -37,6 +37,16 @@ def claim_verdicts(out, ran=None) -> dict:
     recorded = [c for f in sorted(Path(out).glob("e*/claims.json")) for c in json.loads(f.read_text())["claims"]]
     ran = set(ran) if ran is not None else {f.parent.name for f in Path(out).glob("e*/claims.json")}
     return merge_claims(recorded, ran)
+
+def machine_line(out) -> str | None:
+    """Where a reproduction's numbers were computed: the CPU (model, cores, vector ISA), device and precision, from
+    `out/environment.json`; None without one. Digits differ between CPUs whose kernels sum in another order."""
+    try: env = json.loads((Path(out)/"environment.json").read_text())
+    except (OSError, ValueError): return None
+    cpu = env.get("cpu") or {}
+    isa = ", ".join(cpu.get("isa") or []) or "ISA flags unknown"
+    return (f"Computed on {cpu.get('model', env.get('processor', 'an unnamed CPU'))} ({cpu.get('cores', '?')} cores; "
+            f"{isa}), device {env.get('device')}, precision {env.get('precision')}.")
 
 SMOKE_NOTE = (
     "**Smoke scale: this report checks the plumbing** (every notebook runs, on 8x8 digits and width-4 networks, in "
@@ -81,6 +91,7 @@ def write_report(out, results, scale) -> Path:
         "`environment.json`.",
         "",
     ]
+    if (where := machine_line(out)): lines += [where, ""]
     if smoke: lines += [f"> {SMOKE_NOTE}", ""]
     notes = {c.get("note") for f in out.glob("e*/claims.json") if (c := json.loads(f.read_text())) and c.get("note")}
     lines += [f"> {n}" for n in sorted(notes)] + ([""] if notes else [])

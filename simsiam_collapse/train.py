@@ -257,8 +257,11 @@ def cpu_info() -> dict:
     fields = dict(line.split(":", 1) for line in reversed(text.splitlines()) if ":" in line)  # the first CPU's values
     fields = {k.strip(): v.strip() for k, v in fields.items()}
     flags = set(fields["flags"].split()) if "flags" in fields else None
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields:  # virtual machines often hide the name: the family tells the generation
+        model += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
     return dict(
-        model=fields.get("model name") or platform.processor() or platform.machine(),
+        model=model,
         cores=os.cpu_count(),
         isa=None if flags is None else [f for f in ISA_FLAGS if f in flags],
     )
