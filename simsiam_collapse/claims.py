@@ -9,12 +9,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.stats import spearmanr
+from scipy.stats import t as student_t
 
 # %% auto #0
-__all__ = ['CLAIMS', 'VERDICTS', 'RISE_RHO', 'ANTI_RHO', 'LOO_R2', 'CLAIM_SOURCES', 'SMALL_NETWORKS', 'Estimate', 'Check',
-           'beyond_noise', 'not_beyond_noise', 'spearman', 'normalized_auc', 'verdict', 'check_from_dict',
-           'check_to_dict', 'merge_claims', 'estimate_of', 'e1_checks', 'e2_checks', 'e3_checks', 'e5_checks',
-           'e6_checks', 'e7_checks', 'e8_checks', 'e9_checks']
+__all__ = ['CLAIMS', 'VERDICTS', 'CONFIDENCE', 'RISE_RHO', 'ANTI_RHO', 'LOO_R2', 'CLAIM_SOURCES', 'SMALL_NETWORKS', 'Estimate',
+           'Check', 'Difference', 'beyond_noise', 'not_beyond_noise', 'spearman', 'normalized_auc', 'verdict',
+           'check_from_dict', 'check_to_dict', 'merge_claims', 'estimate_of', 'e1_checks', 'e2_checks', 'e3_checks',
+           'e5_checks', 'e6_checks', 'e7_checks', 'e8_checks', 'e9_checks']
 
 # %% ../nbs/09_claims.ipynb #b20e12ad
 CLAIMS = {
@@ -31,6 +32,7 @@ CLAIMS = {
 VERDICTS = ("reproduced", "partly", "not reproduced", "not run at this scale")
 
 # %% ../nbs/09_claims.ipynb #6f8d84d6
+CONFIDENCE = 0.95  # a difference holds when its 95 % t interval over the seeds lies above zero
 RISE_RHO = 0.8  # claim 2: rho(fraction, mean AUC) at least this
 ANTI_RHO = -0.6  # claim 3: rho(AUC, accuracy) across E2's models at most this
 LOO_R2 = 0.5  # claim 4: leave-one-out R^2 at least this
@@ -38,20 +40,28 @@ LOO_R2 = 0.5  # claim 4: leave-one-out R^2 at least this
 # %% ../nbs/09_claims.ipynb #ceb80f95
 @dataclass(frozen=True)
 class Estimate:
-    "A mean over seeds with its standard deviation (n - 1; None for one seed)."
+    """A mean over seeds with its standard deviation (n - 1; None for one seed), and the per-seed values with their
+    seeds when known."""
     mean: float
     std: float | None = None
     n: int = 1
+    values: tuple = ()
+    seeds: tuple = ()  # the seed of each value, for comparisons paired by seed; empty when unknown
 
     @classmethod
-    def of(cls, values) -> Estimate:
+    def of(cls, values, seeds=None) -> Estimate:
         x = np.asarray(list(values), float)
         if len(x) == 0: raise ValueError("An estimate needs at least one value.")
-        return cls(float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else None, len(x))
+        seeds = () if seeds is None or any(s is None for s in seeds) else tuple(seeds)
+        if seeds and len(seeds) != len(x):
+            raise ValueError(f"{len(seeds)} seeds for {len(x)} values: give one seed per value, or none.")
+        return cls(float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else None, len(x), tuple(x.tolist()), seeds)
 
-    def format(self, decimals=None) -> str:
+    def format(self, decimals=None, per_seed=False) -> str:
+        "'mean ± std', with `per_seed` the values behind it: '24.3 ± 2.6 (21.9, 27.1, 23.9)'."
         d = _decimals(self.mean) if decimals is None else decimals
-        return f"{self.mean:.{d}f}" if self.std is None else f"{self.mean:.{d}f} ± {self.std:.{d}f}"
+        text = f"{self.mean:.{d}f}" if self.std is None else f"{self.mean:.{d}f} ± {self.std:.{d}f}"
+        return text + (f" ({', '.join(f'{v:.{d}f}' for v in self.values)})" if per_seed and self.n > 1 else "")
 
     def __str__(self): return self.format()
 
@@ -71,19 +81,49 @@ class Check:
         mark = {True: "yes", False: "no", None: "undecided"}[self.holds]
         return f"{self.what}: {mark} ({self.numbers})" if self.numbers else f"{self.what}: {mark}"
 
-def beyond_noise(what, a: Estimate | None, b: Estimate | None, unit=" points") -> Check:
-    """Whether a - b exceeds the sum of the two seed standard deviations; undecided when either has one seed, or did not
-    run (None)."""
-    if a is None or b is None: return Check(what, None, " vs ".join("not run" if e is None else str(e) for e in (a, b)))
-    diff, d = a.mean - b.mean, (_decimals(a.mean, b.mean) if not unit.strip() else 1)  # points of accuracy: one decimal
-    numbers = f"{a.format(d)} vs {b.format(d)}: {diff:+.{d}f}{unit}"
-    if a.std is None or b.std is None: return Check(what, None, f"{numbers}, one seed, noise unknown")
-    noise = a.std + b.std
-    return Check(what, diff > noise, f"{numbers}, noise {noise:.{d}f}")
+@dataclass(frozen=True)
+class Difference:
+    "a - b over the seeds with its `CONFIDENCE` t interval, and what it rests on ('3 + 3 seeds', '3 seed pairs')."
+    diff: float
+    low: float
+    high: float
+    basis: str
 
-def not_beyond_noise(what, a: Estimate | None, b: Estimate | None, unit=" points") -> Check:
-    "Whether a - b stays within the noise (a is *not* better than b): the check of 'does not help'."
-    c = beyond_noise(what, a, b, unit)
+    @classmethod
+    def of(cls, a: Estimate, b: Estimate, paired=False) -> Difference | None:
+        """Welch's interval of two groups of seeds, or with `paired` (and seeds known) the interval of the per-seed
+        differences over the seeds both share; None without a noise estimate (a side with one seed, or < 2 pairs)."""
+        q = (1 + CONFIDENCE) / 2
+        if paired and a.seeds and b.seeds:
+            by_seed = dict(zip(b.seeds, b.values))
+            d = np.array([v - by_seed[s] for s, v in zip(a.seeds, a.values) if s in by_seed])
+            if len(d) < 2: return None
+            half = student_t.ppf(q, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+            return cls(float(d.mean()), float(d.mean() - half), float(d.mean() + half), f"{len(d)} seed pairs")
+        if a.std is None or b.std is None: return None
+        va, vb, diff = a.std ** 2 / a.n, b.std ** 2 / b.n, a.mean - b.mean
+        if va + vb == 0: return cls(diff, diff, diff, f"{a.n} + {b.n} seeds")
+        df = (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))  # Welch-Satterthwaite
+        half = student_t.ppf(q, df) * np.sqrt(va + vb)
+        return cls(diff, float(diff - half), float(diff + half), f"{a.n} + {b.n} seeds")
+
+def beyond_noise(what, a: Estimate | None, b: Estimate | None, unit=" points", paired=False) -> Check:
+    """Whether a is above b beyond seed noise: the `CONFIDENCE` interval of a - b (`Difference`, `paired` by seed where
+    the two settings share the seed and the data order) lies above zero. Undecided without a noise estimate (one seed)
+    or when a side did not run (None)."""
+    if a is None or b is None: return Check(what, None, " vs ".join("not run" if e is None else str(e) for e in (a, b)))
+    d = _decimals(a.mean, b.mean) if not unit.strip() else 1  # points of accuracy: one decimal
+    diff = Difference.of(a, b, paired)
+    numbers = f"{a.format(d)} vs {b.format(d)}: {a.mean - b.mean if diff is None else diff.diff:+.{d}f}{unit}"
+    if diff is None:
+        why = "fewer than two seeds in common" if paired and a.std is not None and b.std is not None else "one seed"
+        return Check(what, None, f"{numbers}, {why}, noise unknown")
+    interval = f"{100 * CONFIDENCE:g} % interval [{diff.low:+.{d}f}, {diff.high:+.{d}f}]"
+    return Check(what, diff.low > 0, f"{numbers}, {interval}, {diff.basis}")
+
+def not_beyond_noise(what, a: Estimate | None, b: Estimate | None, unit=" points", paired=False) -> Check:
+    "Whether a is *not* above b beyond seed noise (its interval does not lie above zero): the check of 'does not help'."
+    c = beyond_noise(what, a, b, unit, paired)
     return Check(what, None if c.holds is None else not c.holds, c.numbers)
 
 def spearman(x, y) -> float:
@@ -139,8 +179,8 @@ SMALL_NETWORKS = ("resnet18", "resnet34")  # the networks the paper sees collaps
 def estimate_of(rows, value="accuracy", **where) -> Estimate | None:
     """The mean and seed std of `value` over the `rows` (one per trained model) whose fields equal `where`; None when no
     row matches: that setting did not run."""
-    values = [r[value] for r in rows if all(r.get(k) == v for k, v in where.items())]
-    return Estimate.of(values) if values else None
+    mine = [r for r in rows if all(r.get(k) == v for k, v in where.items())]
+    return Estimate.of([r[value] for r in mine], [r.get("seed") for r in mine]) if mine else None
 
 def _values(rows, field) -> list:
     "The distinct values of `field` in `rows`, in the order they first appear."
@@ -153,12 +193,12 @@ def _rho_check(what, rho, threshold, at_least=True) -> Check:
 
 def _gap(rows, method) -> Estimate | None:
     "Per seed, `method`'s ResNet-50 accuracy minus its best smaller network's; None without both."
-    gaps = []
+    gaps = {}
     for seed in sorted({r["seed"] for r in rows if r["method"] == method}):
         acc = {r["backbone"]: r["accuracy"] for r in rows if r["method"] == method and r["seed"] == seed}
         if "resnet50" in acc and len(acc) > 1:
-            gaps.append(acc["resnet50"] - max(v for k, v in acc.items() if k != "resnet50"))
-    return Estimate.of(gaps) if gaps else None
+            gaps[seed] = acc["resnet50"] - max(v for k, v in acc.items() if k != "resnet50")
+    return Estimate.of(gaps.values(), gaps) if gaps else None
 
 def e1_checks(rows) -> dict[int, list[Check]]:
     """Claim 1 from E1's linear probes (rows: method, backbone, seed, accuracy): SimSiam's ResNet-50 above each smaller
@@ -167,13 +207,19 @@ def e1_checks(rows) -> dict[int, list[Check]]:
     small = [a for a in SMALL_NETWORKS if a in _values(simsiam, "backbone")] or list(SMALL_NETWORKS)
     checks = [
         beyond_noise(
-            f"SimSiam: resnet50 above {a}", estimate_of(simsiam, backbone="resnet50"), estimate_of(simsiam, backbone=a)
+            f"SimSiam: resnet50 above {a}",
+            estimate_of(simsiam, backbone="resnet50"),
+            estimate_of(simsiam, backbone=a),
+            paired=True,
         )
         for a in small
     ]
     checks.append(
         beyond_noise(
-            "SimSiam's gap from resnet50 to the small networks above BYOL's", _gap(rows, "simsiam"), _gap(rows, "byol")
+            "SimSiam's gap from resnet50 to the small networks above BYOL's",
+            _gap(rows, "simsiam"),
+            _gap(rows, "byol"),
+            paired=True,
         )
     )
     return {1: checks}
@@ -221,18 +267,20 @@ def e5_checks(rows, blocks: dict) -> dict[int, list[Check]]:
         checks = [
             beyond_noise(
                 f"worst bottleneck ({worst_bott}) above best basic block ({best_basic})", est(worst_bott),
-                est(best_basic)
+                est(best_basic), paired=True
             ),
             beyond_noise(
                 f"least collapsed basic block ({least_basic}) more collapsed than most collapsed bottleneck "
-                f"({most_bott})", est(least_basic, "collapse"), est(most_bott, "collapse"), unit=""
+                f"({most_bott})", est(least_basic, "collapse"), est(most_bott, "collapse"), unit="", paired=True
             ),
         ]
     else:
         checks = [Check("bottleneck networks above basic-block ones", None, "not run: needs networks of both blocks")]
     if {"basic50", "resnet18"} <= set(presets):
         checks.append(
-            not_beyond_noise("basic50 (deepest, most parameters) not above resnet18", est("basic50"), est("resnet18"))
+            not_beyond_noise(
+                "basic50 (deepest, most parameters) not above resnet18", est("basic50"), est("resnet18"), paired=True
+            )
         )
     return {5: checks}
 
@@ -273,6 +321,7 @@ def e6_checks(rows) -> dict[int, list[Check]]:
                     f"multiple pass: resnet50 above {a} (accuracy)",
                     est("resnet50", "multiple_pass"),
                     est(a, "multiple_pass"),
+                    paired=True,
                 )
             )
             checks1.append(
@@ -281,6 +330,7 @@ def e6_checks(rows) -> dict[int, list[Check]]:
                     est(a, "multiple_pass", "collapse"),
                     est("resnet50", "multiple_pass", "collapse"),
                     unit="",
+                    paired=True,
                 )
             )
     return {6: checks6, 1: checks1}
@@ -323,6 +373,7 @@ def e8_checks(rows) -> dict[int, list[Check]]:
                         est("simsiam", a, "multiple_pass", "collapse"),
                         est(m, a, "multiple_pass", "collapse"),
                         unit="",
+                        paired=True,
                     )
                 )
     return {6: checks6, 1: checks1}
