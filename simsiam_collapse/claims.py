@@ -12,10 +12,10 @@ from scipy.stats import spearmanr
 from scipy.stats import t as student_t
 
 # %% auto #0
-__all__ = ['CLAIMS', 'VERDICTS', 'CONFIDENCE', 'RISE_RHO', 'ANTI_RHO', 'LOO_R2', 'CLAIM_SOURCES', 'SMALL_NETWORKS', 'Estimate',
-           'Check', 'Difference', 'beyond_noise', 'not_beyond_noise', 'spearman', 'normalized_auc', 'verdict',
-           'check_from_dict', 'check_to_dict', 'merge_claims', 'estimate_of', 'e1_checks', 'e2_checks', 'e3_checks',
-           'e5_checks', 'e6_checks', 'e7_checks', 'e8_checks', 'e9_checks']
+__all__ = ['CLAIMS', 'VERDICTS', 'CONFIDENCE', 'RISE_RHO', 'ANTI_RHO', 'LOO_R2', 'NEAR_TOTAL_COLLAPSE', 'CLAIM_SOURCES',
+           'SMALL_NETWORKS', 'Estimate', 'Check', 'Difference', 'beyond_noise', 'not_beyond_noise', 'spearman',
+           'normalized_auc', 'verdict', 'check_from_dict', 'check_to_dict', 'merge_claims', 'estimate_of', 'describe',
+           'e1_checks', 'e2_checks', 'e3_checks', 'e5_checks', 'e6_checks', 'e7_checks', 'e8_checks', 'e9_checks']
 
 # %% ../nbs/09_claims.ipynb #b20e12ad
 CLAIMS = {
@@ -36,6 +36,9 @@ CONFIDENCE = 0.95  # a difference holds when its 95 % t interval over the seeds 
 RISE_RHO = 0.8  # claim 2: rho(fraction, mean AUC) at least this
 ANTI_RHO = -0.6  # claim 3: rho(AUC, accuracy) across E2's models at most this
 LOO_R2 = 0.5  # claim 4: leave-one-out R^2 at least this
+# a seed in near-total collapse: normalised AUC above this (a 64-d AUC of 0.975; the bimodal 3e-3 groups of the study
+# split there, their collapsed seeds at 0.96-0.98, the others at 0.86-0.93)
+NEAR_TOTAL_COLLAPSE = 0.95
 
 # %% ../nbs/09_claims.ipynb #ceb80f95
 @dataclass(frozen=True)
@@ -181,6 +184,21 @@ def estimate_of(rows, value="accuracy", **where) -> Estimate | None:
     row matches: that setting did not run."""
     mine = [r for r in rows if all(r.get(k) == v for k, v in where.items())]
     return Estimate.of([r[value] for r in mine], [r.get("seed") for r in mine]) if mine else None
+
+def _collapse(row) -> float:
+    "A row's normalised AUC: its `collapse` field, else computed from `auc` and `feature_dim`."
+    return row["collapse"] if "collapse" in row else normalized_auc(row["auc"], row["feature_dim"])
+
+def describe(rows, value="accuracy", **where) -> str:
+    """`value` over the seeds of the rows matching `where`: mean ± std, the per-seed values, and how many seeds fell
+    into near-total collapse when some did ('not run' when none match)."""
+    e = estimate_of(rows, value, **where)
+    if e is None: return "not run"
+    mine = [r for r in rows if all(r.get(k) == v for k, v in where.items())]
+    known = [r for r in mine if "collapse" in r or {"auc", "feature_dim"} <= set(r)]
+    k = sum(_collapse(r) > NEAR_TOTAL_COLLAPSE for r in known)
+    split = f"; {k} of {len(known)} seeds in near-total collapse" if k and len(known) > 1 else ""
+    return e.format(per_seed=True) + split
 
 def _values(rows, field) -> list:
     "The distinct values of `field` in `rows`, in the order they first appear."

@@ -50,7 +50,7 @@ __all__ = ['PAPER_E1', 'PAPER_TABLE2', 'PAPER_SWITCH', 'ORDERINGS_LEFT_OUT', 'PA
            'CPU_METHOD_TRAIN', 'SCALES', 'PAPER_SETTINGS', 'EVAL_VERSION', 'EVAL_SUBSET_SEED', 'Scale',
            'settings_table', 'scale_table', 'canonical', 'RunStore', 'load_backbone', 'cached_evaluation',
            'evaluate_run', 'default_jobs', 'train_and_evaluate', 'run_all', 'Experiment', 'check_parameters',
-           'aggregate', 'spearman', 'fraction_axis', 'pm']
+           'aggregate', 'spearman', 'fraction_axis', 'seed_points', 'pm']
 
 # %% ../nbs/10_experiments.ipynb #114fb9c1
 PAPER_E1 = {"simsiam": {"resnet18": 30.0, "resnet34": 16.8, "resnet50": 68.1}}
@@ -698,6 +698,13 @@ def fraction_axis(ax, fractions):
     ax.xaxis.set_major_locator(FixedLocator(ticks)); ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticklabels([f"{t:g} %" for t in ticks])
     ax.set_xlabel("% of the training data used for pretraining")
+
+def seed_points(ax, x, estimates, color="k"):
+    """Every seed of each `Estimate` (None skipped) as a small hollow point at its x, over the mean and error bar: a
+    group split between collapsed and healthy seeds shows as two clusters, not as one wide bar."""
+    for xi, e in zip(x, estimates):
+        if e is not None and e.n > 1:
+            ax.scatter([xi] * e.n, e.values, s=14, facecolors="none", edgecolors=color, linewidths=0.8, zorder=3)
 
 def pm(mean, std, fmt=".1f") -> str:
     "'mean ± std' (or the mean alone when there is no std)."
