@@ -34,10 +34,15 @@ lint: setup
 	$(BIN)/codespell
 
 # nbdev_proc_nbs: the notebooks go through nbdev's documentation processor (what nbdev_docs runs before Quarto).
+# It leaves the working tree as it found it (git status before and after; sidebar.yml is hand-kept: custom_sidebar).
 test: setup export lint
+	@git status --porcelain > .test-before 2>/dev/null || true
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/nbdev_proc_nbs
 	$(BIN)/python -m pytest -m "not slow and not package_checks" tests
+	@git status --porcelain 2>/dev/null | diff .test-before - > /dev/null || { echo "make test changed the working \
+	tree (git status before, after):"; git status --porcelain | diff .test-before -; rm -f .test-before; exit 1; }
+	@rm -f .test-before
 
 # The slow checks (papermill experiments at smoke scale, long training runs); not part of CI.
 test-slow: setup

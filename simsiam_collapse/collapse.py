@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import warnings
 from pathlib import Path
 
@@ -15,9 +16,10 @@ import torch
 import simsiam_collapse
 
 # %% auto #0
-__all__ = ['REFERENCE_DIR', 'OFFICIAL_AUC', 'OFFICIAL_AUC_SQUARED', 'FLOAT32_FLOOR', 'singular_values',
-           'cumulative_explained_variance', 'collapse_auc', 'official_spectra', 'SpectrumAccumulator', 'rankme',
-           'collapse_measures', 'std_of_l2_normalized', 'plot_spectra', 'plot_auc', 'save_figure']
+__all__ = ['DOMINANT_ROWS', 'DOMINANT_SHARE', 'DOMINANT_MIN_N', 'REFERENCE_DIR', 'OFFICIAL_AUC', 'OFFICIAL_AUC_SQUARED',
+           'FLOAT32_FLOOR', 'singular_values', 'cumulative_explained_variance', 'collapse_auc', 'official_spectra',
+           'SpectrumAccumulator', 'rankme', 'collapse_measures', 'std_of_l2_normalized', 'plot_spectra', 'plot_auc',
+           'save_figure']
 
 # %% ../nbs/04_collapse.ipynb #e2f33ccf
 def _to_tensor(x) -> torch.Tensor:
@@ -25,6 +27,9 @@ def _to_tensor(x) -> torch.Tensor:
     if isinstance(x, np.ndarray): x = torch.from_numpy(x)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"Expected a torch tensor or numpy array, got {type(x).__name__}.")
+    if x.is_complex():
+        raise TypeError(f"Features must be real, got {x.dtype}: pass x.real, x.abs() or both parts side by side "
+                        "(dropping the imaginary part silently would measure something else).")
     return x.detach().to(torch.float64)
 
 def _check_finite(x, what="Features"):
@@ -35,6 +40,7 @@ def _check_finite(x, what="Features"):
 
 def _check_features(x):
     if x.ndim != 2: raise ValueError(f"Features must be a 2-d N x d matrix, got shape {tuple(x.shape)}.")
+    if x.shape[1] == 0: raise ValueError(f"Features have 0 dimensions (shape {tuple(x.shape)}): nothing to measure.")
     if len(x) < 2: raise ValueError(f"Need at least 2 feature vectors to measure a spectrum, got {len(x)}.")
     if len(x) < x.shape[1]:
         warnings.warn(
@@ -48,19 +54,48 @@ def _pad_to(s, d):
     "The d singular values of an N x d matrix: svd gives min(N, d); the rest are zero (fully collapsed directions)."
     return torch.cat([s, s.new_zeros(d - len(s))]) if len(s) < d else s
 
+# a few rows carrying the top direction: the ROWS rows with the largest projections on the leading singular vector
+# hold more than SHARE of its variance. Gaussian features of N >= 100 rows put about ROWS x 2 ln(N) / N there (at most
+# 0.5 at N = 100, 0.09 at 10,000); half the variance in five rows is a corrupted or outlying input, not a property of
+# the model (one row x 1e3 moves the AUC of 0.54 to 0.92)
+DOMINANT_ROWS, DOMINANT_SHARE, DOMINANT_MIN_N = 5, 0.5, 100
+
+def _warn_if_rows_dominate(x):
+    "Warn when a handful of the N rows of the centred `x` carry most of its top singular direction."
+    if len(x) < DOMINANT_MIN_N or not x.abs().max() > 0: return
+    x = x / x.abs().max()  # the share does not depend on the scale; the squares below must stay finite
+    vecs = torch.linalg.eigh(x.T @ x).eigenvectors[:, -1]  # the leading right singular vector
+    energy = (x @ vecs) ** 2
+    top = energy.topk(DOMINANT_ROWS)
+    share = (top.values.sum() / energy.sum().clamp_min(1e-300)).item()
+    if share > DOMINANT_SHARE:
+        warnings.warn(
+            f"{DOMINANT_ROWS} of the {len(x)} feature vectors (rows {sorted(top.indices.tolist())}) carry "
+            f"{100 * share:.0f} % of the leading singular direction: the spectrum and its AUC are theirs, not the "
+            "data's. Look for corrupted or outlying inputs.",
+            stacklevel=3,
+        )
+
 def singular_values(features, center=True, normalize=False) -> torch.Tensor:
     """The d singular values (descending, float64) of the N x d `features`, column-centred; rows L2-normalised first if
-    `normalize`."""
+    `normalize`. Warns when a handful of rows dominate the leading direction."""
     x = _check_features(_to_tensor(features))
     if normalize: x = torch.nn.functional.normalize(x, dim=1)
     if center: x = x - x.mean(0, keepdim=True)
+    _warn_if_rows_dominate(x)
     return _pad_to(torch.linalg.svdvals(x).cpu(), x.shape[1])
+
+def _check_spectrum(s) -> torch.Tensor:
+    "A spectrum as a flat float64 tensor: non-empty, finite and non-negative, or a ValueError saying which."
+    s = _check_finite(_to_tensor(s).flatten().cpu(), "Singular values")
+    if len(s) == 0: raise ValueError("An empty spectrum (0 singular values) has no AUC or RankMe.")
+    if (s < 0).any(): raise ValueError(f"Singular values must be non-negative, got {s.min().item():g}.")
+    return s
 
 def cumulative_explained_variance(s, power=1) -> torch.Tensor:
     """c_j = sum_{i<=j} s_i^power / sum_i s_i^power (power=1: the paper's definition).
     All zero (constant features, total collapse): c_j = 1 for every j, the limit of a rank-one spectrum."""
-    s = _check_finite(_to_tensor(s).flatten().cpu(), "Singular values") ** power
-    if (s < 0).any(): raise ValueError("Singular values must be non-negative.")
+    s = _check_spectrum(s) ** power
     if s.sum() == 0: return torch.ones_like(s)
     return torch.cumsum(s.sort(descending=True).values, 0) / s.sum()
 
@@ -86,6 +121,7 @@ class SpectrumAccumulator:
     def __init__(self, center=True, normalize=False):
         self.center, self.normalize = center, normalize
         self.n, self.shift, self.sum, self.gram = 0, None, None, None
+        self.exponent = 0  # features are stored divided by 2**exponent (exact), so their squares stay finite
 
     @torch.no_grad()
     def update(self, batch):
@@ -97,6 +133,13 @@ class SpectrumAccumulator:
         if len(x) == 0: return self
         _check_finite(x)
         if self.normalize: x = torch.nn.functional.normalize(x, dim=1)
+        # beyond 2**400 the float64 scatter (x squared, summed) would overflow: scale down by a power of two, exact
+        exponent = max(self.exponent, math.frexp(x.abs().max().item())[1] - 400)
+        if exponent > self.exponent and self.gram is not None:
+            factor = 2.0 ** (self.exponent - exponent)
+            self.shift, self.sum, self.gram = self.shift * factor, self.sum * factor, self.gram * factor ** 2
+        self.exponent = exponent
+        if exponent: x = x * 2.0 ** -exponent
         if self.gram is None:
             self.shift = x.mean(0) if self.center else torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
             self.sum = torch.zeros_like(self.shift)
@@ -127,12 +170,12 @@ class SpectrumAccumulator:
                 + self.n * torch.outer(self.shift, self.shift)
             )
         eig = torch.linalg.eigvalsh((scatter + scatter.T) / 2)
-        return eig.clamp_min(0).sqrt().flip(0).cpu()
+        return (eig.clamp_min(0).sqrt().flip(0) * 2.0 ** self.exponent).cpu()
 
 # %% ../nbs/04_collapse.ipynb #27e10b18
 def rankme(s, eps=1e-7) -> float:
     "Effective rank exp(H(p)) with p = s / sum(s) + eps (RankMe, Garrido et al. 2023); 1 for an all-zero spectrum."
-    s = _check_finite(_to_tensor(s).flatten().cpu(), "Singular values")
+    s = _check_spectrum(s)
     if s.sum() == 0: return 1.0
     p = s / s.sum() + eps
     return torch.exp(-(p * p.log()).sum()).item()
