@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
 import sys
@@ -22,12 +23,13 @@ from .datasets import DATASET_NAMES, ImageReadError, load_dataset
 from .experiments import SCALES, RunStore
 from .report import experiment_title, notebook_to_html, plot_runs, write_report
 from .evaluate import default_device
-from .train import (RunLocked, TrainConfig, TrainingDiverged, directory_lock, environment, read_metrics,
-                                    resolve_precision, tensorboard_writer, train, write_json)
+from .train import (RunLocked, TrainConfig, TrainingDiverged, directory_lock, environment,
+                                    last_checkpoint, read_metrics, resolve_precision, tensorboard_writer, train,
+                                    write_json)
 
 # %% auto #0
-__all__ = ['READS_EVERY_RUN', 'CONFIG_GROUPS', 'USER_ERRORS', 'experiments_dir', 'experiment_notebooks', 'reproduce',
-           'build_parser', 'main']
+__all__ = ['READS_EVERY_RUN', 'CONFIG_GROUPS', 'USER_ERRORS', 'MACHINE_ERRORS', 'experiments_dir', 'experiment_notebooks',
+           'reproduce', 'build_parser', 'main']
 
 # %% ../nbs/13_cli.ipynb #295c8057
 # what a notebook calls when it reads every finished run of the store instead of planning its own
@@ -215,6 +217,10 @@ def _summary(run_dir) -> str:
 def _train_command(args):
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}).validate()
     run_dir = Path(args.run_dir) if args.run_dir else RunStore("runs").path(cfg)  # the store's naming
+    if args.resume and args.run_dir and not (run_dir/"config.json").exists():  # a typo must not restart a long run
+        raise FileNotFoundError(f"--resume: {run_dir} holds no run (no config.json there): check the path, or leave "
+                                "out --resume to start a new run in it.")
+    args.resolved_run_dir = run_dir  # for the message if the run is stopped
     try: writer = tensorboard_writer(run_dir) if args.tensorboard else None
     # an optional package to install: one line, exit status 2
     except ImportError as e: raise ValueError(str(e)) from None
@@ -242,6 +248,27 @@ def _reproduce_command(args):
 
 # a user's mistake: one line, no traceback
 USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError, RunLocked, ImageReadError)
+# the machine's state, not the user's input: one line naming the path and the fix, exit status 1
+MACHINE_ERRORS = {
+    errno.ENOSPC: "no space left on the device holding {where}: free some, or write elsewhere (--run-dir, --out); what "
+                  "was written before is intact, and --resume (or the same reproduce) continues from it",
+    errno.EDQUOT: "disk quota exceeded writing {where}: free some, or write elsewhere (--run-dir, --out)",
+    errno.EROFS: "{where} is on a read-only file system: copy the folder somewhere writable, or write elsewhere "
+                 "(--run-dir, --out)",
+    errno.EACCES: "permission denied writing {where}: choose a folder you can write (--run-dir, --out)",
+}
+
+def _stopped(args) -> str:
+    "What a Ctrl-C leaves behind, and how to go on."
+    if args.command == "train":
+        run_dir = getattr(args, "resolved_run_dir", None)
+        if run_dir is None: return "stopped (Ctrl-C) before training started"
+        return (f"stopped (Ctrl-C); {run_dir} keeps its last finished epoch ({last_checkpoint(run_dir)}): continue "
+                f"with the same command and --resume --run-dir {run_dir}")
+    if args.command == "reproduce":
+        return (f"stopped (Ctrl-C); finished runs and notebooks under {args.out} are kept: run the same command again "
+                "to continue")
+    return "stopped (Ctrl-C)"
 
 def _add_reproduce_parser(sub, fmt):
     rep = sub.add_parser("reproduce", help="run the experiment notebooks and write REPORT.md", formatter_class=fmt)
@@ -329,3 +356,10 @@ def main(argv=None):
     except TrainingDiverged as e:
         if os.environ.get("SIMSIAM_COLLAPSE_DEBUG"): raise
         parser.exit(1, f"simsiam-collapse {args.command}: {e}\n")
+    except KeyboardInterrupt:
+        if os.environ.get("SIMSIAM_COLLAPSE_DEBUG"): raise
+        parser.exit(130, f"simsiam-collapse {args.command}: {_stopped(args)}\n")
+    except OSError as e:
+        if e.errno not in MACHINE_ERRORS or os.environ.get("SIMSIAM_COLLAPSE_DEBUG"): raise
+        where = e.filename or getattr(args, "resolved_run_dir", None) or getattr(args, "out", None) or "the output"
+        parser.exit(1, f"simsiam-collapse {args.command}: {MACHINE_ERRORS[e.errno].format(where=where)}\n")

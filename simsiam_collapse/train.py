@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -144,6 +145,7 @@ class TrainConfig:
                     (f.name == "dataset" and self.dataset.startswith("imagefolder:")):
                 bad(f.name, f"one of {', '.join(choices)}")
         check_ordering(self.ordering, self.epochs, self.chunks, self.fraction, self.switch_epoch)
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device): bad("device", "auto, cpu, cuda, cuda:N or mps")
         if self.batch_size < 2: bad("batch_size", "at least 2 (batch norm needs two images)")
         if self.width < 1: bad("width", "a positive integer")
         if self.image_size is not None and self.image_size < 4:

@@ -61,3 +61,54 @@ def test_data_command_describes_both_splits(capsys):
     assert [("split='train'" in lines[0], "n=1437" in lines[0]), ("split='test'" in lines[1], "n=360" in lines[1])] == [
         (True, True)
     ] * 2
+
+
+TINY_TRAIN = ["train", "--dataset", "digits", "--width", "4", "--epochs", "1", "--batch-size", "128",
+              "--proj-hidden-dim", "16", "--proj-dim", "16", "--pred-hidden-dim", "8", "--probe-size", "200",
+              "--train-images", "256"]
+
+
+def test_an_unknown_device_is_one_line_and_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e: main([*TINY_TRAIN, "--device", "tpu", "--run-dir", str(tmp_path/"run")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "device='tpu' is not valid: auto, cpu, cuda, cuda:N or mps" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path/"run").exists()
+
+
+def test_resume_on_a_folder_without_a_run_refuses_instead_of_starting_afresh(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e: main([*TINY_TRAIN, "--resume", "--run-dir", str(tmp_path/"typo")])
+    assert e.value.code == 2 and "holds no run (no config.json there)" in capsys.readouterr().err
+    assert not (tmp_path/"typo").exists()
+
+
+def test_ctrl_c_says_where_the_run_stopped_and_how_to_resume(tmp_path, capsys, monkeypatch):
+    from simsiam_collapse.train import train
+    stops = [True]
+    def ctrl_c_in_epoch_2(epoch, step, model):
+        if epoch == 1 and stops: stops.pop(); raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "train", lambda cfg, run_dir, resume=False, **kw: train(
+        cfg, run_dir, resume=resume, progress=False, on_step=ctrl_c_in_epoch_2))
+    run = tmp_path/"run"
+    with pytest.raises(SystemExit) as e: main([*TINY_TRAIN[:6], "2", *TINY_TRAIN[7:], "--run-dir", str(run)])
+    err = capsys.readouterr().err
+    assert e.value.code == 130 and f"keeps its last finished epoch (1): continue with the same command and --resume " \
+        f"--run-dir {run}" in err and "Traceback" not in err
+    assert main([*TINY_TRAIN[:6], "2", *TINY_TRAIN[7:], "--run-dir", str(run), "--resume"]) in (None, 0)
+
+
+@pytest.mark.parametrize("code,said", [(28, "no space left on the device holding"), (30, "on a read-only file system")])
+def test_the_machine_state_is_one_line_naming_the_path_and_exit_1(code, said, tmp_path, capsys, monkeypatch):
+    def fail(*a, **kw): raise OSError(code, "machine", str(tmp_path/"run"/"checkpoints"/"epoch_0001.pt"))
+    monkeypatch.setattr(cli, "train", fail)
+    with pytest.raises(SystemExit) as e: main([*TINY_TRAIN, "--run-dir", str(tmp_path/"run")])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and said in err and "epoch_0001.pt" in err and len(err.strip().splitlines()) == 1
+
+
+def test_reproduce_on_a_read_only_folder_says_so(tmp_path, capsys, monkeypatch):
+    import contextlib
+    @contextlib.contextmanager
+    def read_only(folder, wait=False, what="run"): raise OSError(30, "Read-only file system", str(folder/".lock"))
+    monkeypatch.setattr(cli, "directory_lock", read_only)
+    with pytest.raises(SystemExit) as e: main(["reproduce", "--scale", "smoke", "--out", str(tmp_path/"ro")])
+    assert e.value.code == 1 and "ro/.lock is on a read-only file system" in capsys.readouterr().err
