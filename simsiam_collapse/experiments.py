@@ -24,6 +24,7 @@ import torch
 from .claims import CLAIMS, Check, check_to_dict, verdict
 from .collapse import OFFICIAL_AUC, SpectrumAccumulator, collapse_measures, save_figure
 from .datasets import DataNotFoundError, load_dataset
+from .models import build_backbone
 from simsiam_collapse.evaluate import (
     KNN_TEMPERATURE,
     default_device,
@@ -49,8 +50,8 @@ from simsiam_collapse.train import (
 __all__ = ['PAPER_E1', 'PAPER_TABLE2', 'PAPER_SWITCH', 'ORDERINGS_LEFT_OUT', 'PAPER_E9', 'PAPER_AUC_BY_FRACTION',
            'CPU_METHOD_TRAIN', 'SCALES', 'PAPER_SETTINGS', 'EVAL_VERSION', 'EVAL_SUBSET_SEED', 'Scale',
            'settings_table', 'scale_table', 'canonical', 'RunStore', 'load_backbone', 'cached_evaluation',
-           'evaluate_run', 'default_jobs', 'train_and_evaluate', 'run_all', 'Experiment', 'check_parameters',
-           'aggregate', 'spearman', 'fraction_axis', 'seed_points', 'pm']
+           'evaluate_run', 'default_jobs', 'train_and_evaluate', 'training_cost', 'run_all', 'Experiment',
+           'check_parameters', 'aggregate', 'spearman', 'fraction_axis', 'seed_points', 'pm']
 
 # %% ../nbs/10_experiments.ipynb #114fb9c1
 PAPER_E1 = {"simsiam": {"resnet18": 30.0, "resnet34": 16.8, "resnet50": 68.1}}
@@ -446,16 +447,29 @@ def _say_progress(store, done, total, t0, what=None):
     left = f"; about {elapsed / done * (total - done) / 60:.1f} min left" if done < total else ""
     print(f"[{done}/{total}] {what} ({elapsed / 60:.1f} min{left})", flush=True)
 
+def training_cost(cfg: TrainConfig) -> float:
+    """Multiply-accumulates of a run's training (the backbone's convolutions on one image of the crop size, x images
+    seen): only to order runs, longest first, so that a pool does not end on one long run with the other cores idle."""
+    with torch.random.fork_rng():  # initialising the network must not move the caller's random state
+        backbone = build_backbone(cfg.backbone, stem=cfg.stem, width=cfg.width, in_channels=3)
+    macs = []
+    def count(m, inputs, out): macs.append(out.numel() * m.in_channels // m.groups * math.prod(m.kernel_size))
+    hooks = [m.register_forward_hook(count) for m in backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad(): backbone.eval()(torch.zeros(1, 3, cfg.image_size or 32, cfg.image_size or 32))
+    for h in hooks: h.remove()
+    return float(sum(macs)) * cfg.epochs * cfg.batch_size
+
 def run_all(
     store: RunStore, cfgs: list, scale: Scale, device="auto", data_root=None, jobs=None, progress=True
 ) -> list[Path]:
     """Train and evaluate every config of `cfgs` that is not finished and measured, `jobs` at a time (default:
-    `default_jobs`), single-pass runs before the hybrids that continue them; one line per finished run with the time
-    left. Returns the run folders."""
+    `default_jobs`), longest first (`training_cost`), single-pass runs before the hybrids that continue them; one line
+    per finished run with the time left. Returns the run folders."""
     cfgs = [canonical(c) for c in cfgs]
     pending = list(
         {store.path(c): c for c in cfgs if not (store.is_done(c) and cached_evaluation(store.path(c), scale))}.values()
     )
+    if len(pending) > 1: pending.sort(key=lambda c: -training_cost(c.resolved()))
     jobs = min(jobs or default_jobs(device), max(1, len(pending)))
     waves = [[c for c in pending if c.ordering != "hybrid"], [c for c in pending if c.ordering == "hybrid"]]
     done, t0 = 0, time.time()
