@@ -51,7 +51,7 @@ __all__ = ['PAPER_E1', 'PAPER_TABLE2', 'PAPER_SWITCH', 'ORDERINGS_LEFT_OUT', 'PA
            'CPU_METHOD_TRAIN', 'SCALES', 'PAPER_SETTINGS', 'EVAL_VERSION', 'EVAL_SUBSET_SEED', 'Scale',
            'settings_table', 'scale_table', 'canonical', 'RunStore', 'load_backbone', 'cached_evaluation',
            'evaluate_run', 'default_jobs', 'train_and_evaluate', 'training_cost', 'run_all', 'Experiment',
-           'check_parameters', 'aggregate', 'spearman', 'fraction_axis', 'seed_points', 'pm']
+           'check_parameters', 'fraction_axis', 'seed_points']
 
 # %% ../nbs/10_experiments.ipynb #114fb9c1
 PAPER_E1 = {"simsiam": {"resnet18": 30.0, "resnet34": 16.8, "resnet50": 68.1}}
@@ -681,29 +681,6 @@ def check_parameters(namespace: dict) -> dict:
     return {name: namespace[name] for name in declared}
 
 # %% ../nbs/10_experiments.ipynb #87affe1c
-def aggregate(rows, by, values=("accuracy", "knn", "auc")) -> list[dict]:
-    "Mean and standard deviation (n-1; None for one seed) of `values` over rows that share the keys `by`."
-    groups = {}
-    for r in rows: groups.setdefault(tuple(r[k] for k in by), []).append(r)
-    out = []
-    for key, rs in groups.items():
-        row = dict(zip(by, key), n=len(rs))
-        for v in values:
-            xs = np.array([r[v] for r in rs], float)
-            row[v], row[v + "_std"] = float(xs.mean()), (float(xs.std(ddof=1)) if len(xs) > 1 else None)
-        out.append(row)
-    return out
-
-def spearman(x, y) -> float:
-    "Spearman rank correlation (average ranks for ties)."
-    def ranks(a):
-        a = np.asarray(a, float); order = a.argsort(); r = np.empty(len(a)); r[order] = np.arange(len(a))
-        for v in np.unique(a): r[a == v] = r[a == v].mean()
-        return r
-    rx, ry = ranks(x), ranks(y)
-    if rx.std() == 0 or ry.std() == 0: return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
-
 def fraction_axis(ax, fractions):
     "A log x axis in percent of the data, ticked at the fractions used (1 %, 5 %, ... 100 %), not at powers of ten."
     from matplotlib.ticker import FixedLocator, NullLocator
@@ -719,7 +696,3 @@ def seed_points(ax, x, estimates, color="k"):
     for xi, e in zip(x, estimates):
         if e is not None and e.n > 1:
             ax.scatter([xi] * e.n, e.values, s=14, facecolors="none", edgecolors=color, linewidths=0.8, zorder=3)
-
-def pm(mean, std, fmt=".1f") -> str:
-    "'mean ± std' (or the mean alone when there is no std)."
-    return f"{mean:{fmt}}" if std is None else f"{mean:{fmt}} ± {std:{fmt}}"
