@@ -152,8 +152,9 @@ def test_bad_singular_values_are_named():
     for f in (cumulative_explained_variance, rankme):
         with pytest.raises(ValueError, match="^Singular values contain 1 NaN or inf value"):
             f(np.array([1.0, np.nan]))
-    with pytest.raises(ValueError, match="^Singular values must be non-negative.$"):
-        cumulative_explained_variance(np.array([1.0, -0.5]))
+    for f in (cumulative_explained_variance, rankme):  # RankMe too (it returned 1.0 for [1, -1])
+        with pytest.raises(ValueError, match=r"^Singular values must be non-negative, got -0.5\.$"):
+            f(np.array([1.0, -0.5]))
 
 
 def test_collapse_measures_reports_dimension_and_centred_spectrum_for_any_input():

@@ -99,3 +99,19 @@ def test_predictor_recovers_coefficients_and_loo_matches_refits():
     # accuracy unrelated to loss and AUC: no predictive power out of sample
     noise = fit_accuracy_predictor(loss, auc, rng.normal(50, 5, 20))
     assert noise.loo_r2 < 0.2
+
+
+def test_the_probe_learning_rate_is_the_authors_rule_under_larc(monkeypatch):
+    """0.1 x batch / 256 (the authors' main_lincls): 0.4 at the batch of 1,024 they ran, 0.1 at 256; LARS means
+    apex's LARC, the bias adapted too."""
+    import simsiam_collapse.evaluate as evaluate
+    from simsiam_collapse.optim import LARC
+    made = []
+    class Recording(LARC):
+        def __init__(self, params, lr=0.0, **kw):
+            made.append(lr); super().__init__(params, lr=lr, **kw)
+    monkeypatch.setattr(evaluate, "LARC", Recording)
+    x, y = torch.randn(2048, 8), torch.randint(0, 3, (2048,))
+    for batch in (1024, 256):
+        evaluate.linear_probe_on_features(x, y, x, y, epochs=1, batch_size=batch, lars=True, progress=False)
+    assert made == [pytest.approx(0.4), pytest.approx(0.1)]
