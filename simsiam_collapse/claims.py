@@ -156,9 +156,16 @@ def check_to_dict(c: Check) -> dict: return asdict(c)
 # %% ../nbs/09_claims.ipynb #9cd9dbdd
 CLAIM_SOURCES = {1: ("e1", "e6", "e8"), 2: ("e2",), 3: ("e3",), 4: ("e4",), 5: ("e5",), 6: ("e6", "e7", "e8", "e9")}
 
+def _half_verdicts(mine: list[dict]) -> list[str] | None:
+    """The verdicts of a claim on each half of the seeds, merged over its experiments; None unless every experiment
+    that recorded the claim judged both halves."""
+    if not mine or not all(len(c.get("halves") or []) == 2 for c in mine): return None
+    return [verdict(check_from_dict(d) for c in mine for d in c["halves"][h]["checks"]) for h in (0, 1)]
+
 def merge_claims(recorded: list[dict], ran: set) -> dict:
     """Each claim's overall verdict from the claims recorded by the experiments (`claims.json` entries) and the ids of
-    the experiments that ran: {claim: dict(statement, verdict, evidence lines, checks)}."""
+    the experiments that ran: {claim: dict(statement, verdict, evidence lines, checks, halves)}, `halves` the verdicts
+    on each half of the seeds (None when not every experiment judged them)."""
     out = {}
     for k, statement in CLAIMS.items():
         mine = [c for c in recorded if c["claim"] == k]
@@ -172,7 +179,11 @@ def merge_claims(recorded: list[dict], ran: set) -> dict:
                 why = "ran but recorded no check" if e in ran else "not run"
                 checks.append(Check(f"{e.upper()} {why}", None)); evidence.append(f"{e.upper()}: {why}")
         out[k] = dict(
-            statement=statement, verdict=verdict(checks), evidence=evidence, checks=[check_to_dict(c) for c in checks]
+            statement=statement,
+            verdict=verdict(checks),
+            evidence=evidence,
+            checks=[check_to_dict(c) for c in checks],
+            halves=_half_verdicts(mine),
         )
     return out
 

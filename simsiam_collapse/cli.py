@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import errno
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -217,6 +219,8 @@ def _summary(run_dir) -> str:
 def _train_command(args):
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}).validate()
     run_dir = Path(args.run_dir) if args.run_dir else RunStore("runs").path(cfg)  # the store's naming
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--run-dir {run_dir} is a file, not a folder: name a folder for the run (it is created).")
     if args.resume and args.run_dir and not (run_dir/"config.json").exists():  # a typo must not restart a long run
         raise FileNotFoundError(f"--resume: {run_dir} holds no run (no config.json there): check the path, or leave "
                                 "out --resume to start a new run in it.")
@@ -295,10 +299,27 @@ def _add_reproduce_parser(sub, fmt):
         "--wait", action="store_true", help="if another reproduce holds --out, wait for it instead of failing"
     )
 
+class _Parser(argparse.ArgumentParser):
+    "argparse, saying a mistake in one line with a guess at what was meant (difflib), instead of the whole usage."
+    def _options(self) -> list[str]:
+        subcommands = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]
+        parsers = [self] + [p for a in subcommands for p in a.choices.values()]
+        return sorted({o for p in parsers for a in p._actions for o in a.option_strings})
+
+    def error(self, message):
+        guesses = []
+        if (unknown := re.match(r"unrecognized arguments: (.+)", message)):
+            for word in unknown.group(1).split():
+                if word.startswith("--"): guesses += difflib.get_close_matches(word.split("=")[0], self._options(), n=1)
+        if (bad := re.search(r"invalid choice: '([^']*)' \(choose from (.+)\)", message)):
+            guesses += difflib.get_close_matches(bad.group(1), re.findall(r"'([^']*)'", bad.group(2)), n=1)
+        hint = f" (did you mean {' '.join(guesses)}?)" if guesses else ""
+        self.exit(2, f"{self.prog}: error: {message}{hint}; {self.prog} --help lists the options\n")
+
 def build_parser() -> argparse.ArgumentParser:
     "The `simsiam-collapse` argument parser: `reproduce`, `train` and `data`."
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="simsiam-collapse", description=__doc__ or "Understanding collapse in SimSiam, reproduced."
     )
     sub = parser.add_subparsers(dest="command", required=True)

@@ -608,9 +608,9 @@ class Experiment:
         "What every figure title says: data set and scale."
         return f"{self.dataset}, {self.scale.name} scale"
 
-    def claim(self, number, checks: list[Check]) -> str:
-        """Record the checks of headline claim `number` in this experiment; returns their `verdict` (printed with the
-        checks)."""
+    def claim(self, number, checks: list[Check], halves=None) -> str:
+        """Record the checks of headline claim `number` in this experiment (and, from `judge`, those on each half of
+        the seeds); returns their `verdict` (printed with the checks)."""
         if number not in CLAIMS: raise ValueError(f"Unknown claim {number}. Valid: {', '.join(map(str, CLAIMS))}.")
         checks = list(checks)
         if not all(isinstance(c, Check) for c in checks):
@@ -623,6 +623,7 @@ class Experiment:
                 verdict=v,
                 checks=[check_to_dict(c) for c in checks],
                 experiment=self.id,
+                halves=halves,
             )
         )
         write_json(
@@ -631,6 +632,23 @@ class Experiment:
         )
         print(f"Claim {number} ({v}):" + "".join(f"\n  - {c.line()}" for c in checks))
         return v
+
+    def judge(self, rule, rows, **kwargs) -> dict:
+        """Record the claims that `rule(rows, **kwargs)` (an `e*_checks` of `claims`) decides, on every seed and, with
+        four seeds or more, on each half of them (seeds sorted, split in two): a verdict that holds is the same in both
+        halves. Returns the checks on every seed."""
+        checks = rule(rows, **kwargs)
+        seeds = sorted({r["seed"] for r in rows if "seed" in r})
+        k = len(seeds) // 2
+        splits = [seeds[:k], seeds[k:2 * k]] if k >= 2 else None
+        for claim, cs in checks.items():
+            halves = None if splits is None else [
+                dict(seeds=h, checks=[check_to_dict(c) for c in rule([r for r in rows if r.get("seed") in h],
+                                                                      **kwargs)[claim]])
+                for h in splits
+            ]
+            self.claim(claim, cs, halves)
+        return checks
 
     def summary(self, markdown):
         "The notebook's closing section (ours beside the paper's), kept for REPORT.md."

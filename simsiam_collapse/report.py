@@ -100,10 +100,15 @@ def write_report(out, results, scale) -> Path:
     else:
         ordered = sorted(results, key=lambda r: experiment_order(r["experiment"]))
         ran = {r["experiment"].split("_")[0] for r in results if r["status"] == "done"}
-        lines += ["## Headline claims", "", "| # | claim | verdict | evidence |", "|---|---|---|---|"]
+        lines += ["## Headline claims", "",
+                  "| # | claim | verdict | first half of the seeds / second half | evidence |", "|---|---|---|---|---|"]
         for k, c in claim_verdicts(out, ran).items():
             v = f"**{c['verdict']}**" + (" (smoke: plumbing only)" if smoke else "")
-            lines.append(f"| {k} | {c['statement']} | {v} | {'<br>'.join(c['evidence']) or 'no experiment ran'} |")
+            h = c.get("halves")
+            halves = "not judged (fewer than 4 seeds)" if not h else \
+                f"{h[0]} / {h[1]}: {'the same' if h[0] == h[1] else '**they differ**'}"
+            lines.append(f"| {k} | {c['statement']} | {v} | {halves} | "
+                         f"{'<br>'.join(c['evidence']) or 'no experiment ran'} |")
         lines += [
             "",
             "## Experiments",

@@ -327,18 +327,27 @@ def directory_lock(folder, wait=False, what="run"):
     try: import fcntl
     except ImportError:  # not POSIX (Windows): no lock, said once
         warnings.warn(f"No file locking on this platform: do not start two processes on {folder}."); yield; return
-    with open(folder/".lock", "a+") as f:
+    path = folder/".lock"
+    while True:
+        f = open(path, "a+")
         try: fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            f.seek(0); holder = f.read().strip() or "unknown"
+            f.seek(0); holder = f.read().strip() or "unknown"; f.close()
             raise RunLocked(f"{folder} is in use by another {what} process ({holder}): wait for it to finish, "
                             f"or ask to queue behind it (wait=True, --wait).") from None
+        try:  # the holder we waited for removes the file as it leaves: hold the file that is there now, or retry
+            if os.fstat(f.fileno()).st_ino == os.stat(path).st_ino: break
+        except FileNotFoundError: pass
+        f.close()
+    with f:
         f.seek(0)
         f.truncate()
         f.write(f"PID {os.getpid()} on {platform.node()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
         f.flush()
         try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
+        finally:
+            path.unlink(missing_ok=True)  # no .lock left behind; removed before unlocking, so no one holds a stale one
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 def checkpoint_path(run_dir, epoch) -> Path:
     "The checkpoint after `epoch` completed epochs."

@@ -112,3 +112,22 @@ def test_reproduce_on_a_read_only_folder_says_so(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cli, "directory_lock", read_only)
     with pytest.raises(SystemExit) as e: main(["reproduce", "--scale", "smoke", "--out", str(tmp_path/"ro")])
     assert e.value.code == 1 and "ro/.lock is on a read-only file system" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,guess", [
+    (["train", "--widht", "4"], "did you mean --width?"),
+    (["reproduce", "--scale", "mimi"], "did you mean mini?"),
+    (["train", "--backbone", "resnet19"], "did you mean resnet18?"),
+    (["trian"], "did you mean train?"),
+])
+def test_a_mistyped_option_or_choice_is_one_line_with_a_guess(argv, guess, capsys):
+    with pytest.raises(SystemExit) as e: main(argv)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and guess in err and "--help lists the options" in err and len(err.splitlines()) == 1
+
+
+def test_a_file_as_run_dir_says_so(tmp_path, capsys):
+    (tmp_path/"notes.txt").write_text("mine")
+    with pytest.raises(SystemExit) as e: main([*TINY_TRAIN, "--run-dir", str(tmp_path/"notes.txt")])
+    assert e.value.code == 2 and "notes.txt is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path/"notes.txt").read_text() == "mine"

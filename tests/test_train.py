@@ -508,3 +508,27 @@ def test_the_ema_follows_its_schedule_and_the_logged_loss_is_the_epochs_mean(tmp
     logged_steps = range(3, 2 * steps + 1, 3)
     assert [r for r in Scalars.rows if r[0] == "step/loss"] == [("step/loss", losses[s - 1], s) for s in logged_steps]
     assert [r for r in Scalars.rows if r[0] == "step/lr"] == [("step/lr", lrs[s - 1][-1][1], s) for s in logged_steps]
+
+
+def test_the_lock_file_goes_with_its_holder_and_a_waiter_still_excludes_newcomers(tmp_path):
+    """A lock holder removes `.lock` as it leaves; a process that was waiting on the removed file moves to the new one,
+    so a third process arriving then is refused rather than let in beside it."""
+    import threading
+
+    from simsiam_collapse.train import RunLocked, directory_lock
+    first_in, first_may_leave, second_in, second_may_leave = (threading.Event() for _ in range(4))
+    def first():
+        with directory_lock(tmp_path):
+            first_in.set(); first_may_leave.wait(10)
+    def second():
+        with directory_lock(tmp_path, wait=True):
+            second_in.set(); second_may_leave.wait(10)
+    a = threading.Thread(target=first); a.start(); first_in.wait(10)
+    b = threading.Thread(target=second); b.start()
+    time.sleep(0.3); assert not second_in.is_set()  # queued behind the first
+    first_may_leave.set(); second_in.wait(10); a.join(10)
+    with pytest.raises(RunLocked, match="in use by another run process"):
+        with directory_lock(tmp_path): pass
+    second_may_leave.set(); b.join(10)
+    assert not (tmp_path/".lock").exists()
+    with directory_lock(tmp_path): pass  # free again
