@@ -27,31 +27,62 @@ def default_device(device=None) -> torch.device:
     if device in (None, "auto"): return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
+def _our_batches(ds, batch_size, indices, image_size, device):
+    "A data set of ours: its uint8 batches through the evaluation transform (streamed: whole images as squares)."
+    n = len(ds) if indices is None else len(indices)
+    if n == 0: raise ValueError("No images to extract features from: `indices` is empty.")
+    order = torch.arange(len(ds)) if indices is None else torch.as_tensor(indices)
+    for start, (images, _) in zip(range(0, n, batch_size), ds.batches(batch_size, indices)):
+        sizes = ds.sizes[order[start:start + len(images)]] if hasattr(ds, "sizes") else None
+        yield eval_transform(images.to(device, non_blocking=True), image_size, ds.mean, ds.std, sizes=sizes)
+
+def _your_batches(data, batch_size, device):
+    """Anyone's data, already transformed as the model expects: a tensor of inputs, a `Dataset` or any iterable of
+    batches (a `DataLoader`), an item or batch being the inputs or a tuple (inputs, labels, ...)."""
+    if isinstance(data, torch.Tensor): batches = data.split(batch_size)
+    elif isinstance(data, torch.utils.data.Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
+        batches = torch.utils.data.DataLoader(data, batch_size=batch_size)
+    else: batches = data
+    for batch in batches: yield (batch[0] if isinstance(batch, (tuple, list)) else batch).to(device)
+
+def _size(data, indices):
+    "How many inputs, when it is known before the pass (a progress bar's total)."
+    if indices is not None: return len(indices)
+    if isinstance(data, torch.utils.data.DataLoader):
+        try: return len(data.dataset)
+        except TypeError: return None
+    try: return len(data)
+    except TypeError: return None
+
 @torch.no_grad()
 def extract_features(backbone, ds, batch_size=512, device=None, image_size=None, indices=None,
                      accumulator: SpectrumAccumulator | None = None, keep=True, progress=True):
-    """Pooled features of `ds` (eval mode, evaluation transform) as an N x d float32 CPU tensor; also fed to
-    `accumulator`."""
+    """Pooled features of `ds` as an N x d float32 CPU tensor (also fed to `accumulator`), the backbone in eval mode
+    and restored after. `ds`: one of our data sets (the evaluation transform applied, `indices` selecting images), or
+    your own inputs, transformed already: a tensor, a `Dataset` or a `DataLoader` (items or batches: inputs, or
+    (inputs, labels))."""
     device = default_device(device)
+    ours = hasattr(ds, "batches")
+    if not ours and (indices is not None or image_size is not None):
+        raise ValueError("indices and image_size apply to this package's data sets; with your own data, select and "
+                         "transform the inputs before passing them (a Subset, your DataLoader's transform).")
     was_training = backbone.training
     backbone.eval()
-    out = []
+    out, seen = [], 0
     try:
-        n = len(ds) if indices is None else len(indices)
-        if n == 0: raise ValueError("No images to extract features from: `indices` is empty.")
-        bar = tqdm(total=n, desc="features", unit="img", disable=not progress, leave=False)
-        order = torch.arange(len(ds)) if indices is None else torch.as_tensor(indices)
-        for start, (images, _) in zip(range(0, n, batch_size), ds.batches(batch_size, indices)):
-            # streamed: whole images as squares
-            sizes = ds.sizes[order[start:start + len(images)]] if hasattr(ds, "sizes") else None
-            x = eval_transform(images.to(device, non_blocking=True), image_size, ds.mean, ds.std, sizes=sizes)
-            f = backbone(x.contiguous(memory_format=torch.channels_last)).float()
+        batches = _our_batches(ds, batch_size, indices, image_size, device) if ours else \
+            _your_batches(ds, batch_size, device)
+        bar = tqdm(total=_size(ds, indices), desc="features", unit="img", disable=not progress, leave=False)
+        for x in batches:
+            if x.ndim == 4: x = x.contiguous(memory_format=torch.channels_last)
+            f = backbone(x).float()
             if accumulator is not None: accumulator.update(f)
             if keep: out.append(f.cpu())
-            bar.update(len(images))
+            bar.update(len(x)); seen += len(x)
         bar.close()
     finally:
         backbone.train(was_training)
+    if not seen: raise ValueError("No inputs to extract features from: the data were empty.")
     return torch.cat(out) if keep else None
 
 # %% ../nbs/05_evaluate.ipynb #e72275bd
