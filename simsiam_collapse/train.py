@@ -269,10 +269,10 @@ def cpu_info() -> dict:
     )
 
 def resolve_precision(precision, device) -> tuple[bool, str]:
-    """(use bf16 autocast?, why) for `precision` on `device`: 'auto' takes bf16 on CUDA only. On a CPU 'auto' is fp32:
-    at the CPU scales' size bf16 is no faster where the CPU has it natively (0.96x the fp32 step, width 8 at 16 px,
-    on an avx512_bf16 EPYC) and 8-13x slower where it is emulated (AVX2 EPYC), and it would make a run's arithmetic
-    depend on which CPU family trains it."""
+    """(use bf16 autocast?, why) for `precision` on `device`: 'auto' takes bf16 on CUDA only. On a CPU 'auto' is fp32,
+    so that a run's arithmetic does not depend on whether its CPU has native bf16: at the CPU scales' size bf16 gains
+    little where it is native (1.15x the fp32 step at width 8 and 16 px on a Zen 5 EPYC with avx512_bf16) and is 8-13x
+    slower where it is emulated (an AVX2 EPYC); benchmarks/step_variants.py measures it on yours."""
     device = torch.device(device)
     if precision == "fp32": return False, "fp32 (asked)"
     if precision == "bf16": return True, "bf16 autocast (asked)"
