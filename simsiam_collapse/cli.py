@@ -19,9 +19,12 @@ import time
 import traceback
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
-from .datasets import DATASET_NAMES, ImageReadError, load_dataset
+import simsiam_collapse
+
+from .datasets import DATASET_NAMES, ImageReadError, load_dataset, resolve_data_root
 from .experiments import SCALES, RunStore
 from .report import experiment_title, notebook_to_html, plot_runs, write_report
 from .evaluate import default_device
@@ -38,8 +41,10 @@ __all__ = ['READS_EVERY_RUN', 'CONFIG_GROUPS', 'USER_ERRORS', 'MACHINE_ERRORS', 
 READS_EVERY_RUN = "store.finished("
 
 def experiments_dir() -> Path:
-    "The folder of experiment notebooks (`nbs/paper` of the source checkout)."
-    return Path(__file__).resolve().parent.parent/"nbs"/"paper"
+    """The folder of experiment notebooks: `nbs/paper` of the folder the command runs in when it holds them (a clone
+    you are editing), else that of the source checkout the package was installed from."""
+    here = Path.cwd()/"nbs"/"paper"
+    return here if any(here.glob("e*_*.ipynb")) else Path(simsiam_collapse.__file__).resolve().parent.parent/"nbs"/"paper"
 
 def _number(k) -> int: return int(k[1:]) if k[1:].isdigit() else 99
 
@@ -128,7 +133,8 @@ def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs):
     where = default_device(device)
     precision = resolve_precision(SCALES[scale].train.get("precision", "auto"), where)[1]
     write_json(out/"environment.json",
-               dict(environment(where, precision=precision), scale=scale, data_root=data_root, jobs=jobs))
+               dict(environment(where, precision=precision), scale=scale, data_root=str(resolve_data_root(data_root)),
+                    jobs=jobs))
     state_file = out/"reproduce.json"
     state = _read_json(state_file) or {}
     if state.get("scale") not in (None, scale):
@@ -216,6 +222,13 @@ def _summary(run_dir) -> str:
         f"{run_dir}"
     )
 
+def _start_line(cfg, run_dir) -> str:
+    "What a run is about to do, in one line: the run, its configuration key, where and in what arithmetic, the data."
+    device = default_device(cfg.device)
+    return (f"training {run_dir}: {cfg.method} {cfg.backbone} (width {cfg.width}), {cfg.ordering}, seed {cfg.seed}, "
+            f"{cfg.epochs} epochs; config {cfg.key()}; {device}, {resolve_precision(cfg.precision, device)[1]}, "
+            f"{torch.get_num_threads()} threads; data {cfg.dataset} from {resolve_data_root(cfg.data_root)}")
+
 def _train_command(args):
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}).validate()
     run_dir = Path(args.run_dir) if args.run_dir else RunStore("runs").path(cfg)  # the store's naming
@@ -225,6 +238,7 @@ def _train_command(args):
         raise FileNotFoundError(f"--resume: {run_dir} holds no run (no config.json there): check the path, or leave "
                                 "out --resume to start a new run in it.")
     args.resolved_run_dir = run_dir  # for the message if the run is stopped
+    print(_start_line(cfg, run_dir))
     try: writer = tensorboard_writer(run_dir) if args.tensorboard else None
     # an optional package to install: one line, exit status 2
     except ImportError as e: raise ValueError(str(e)) from None
@@ -283,8 +297,12 @@ def _add_reproduce_parser(sub, fmt):
         help="how large: smoke (seconds), mini (two CPU cores, under two hours), cpu (mini in full), mini-mnist, gpu, "
         "paper",
     )
+    ids = [p.name.split("_")[0] for p in experiment_notebooks()] or ["none found"]
     rep.add_argument(
-        "--only", default=None, help="comma-separated experiment ids, e.g. e2,e6 (each trains the runs it needs)"
+        "--only",
+        default=None,
+        help=f"comma-separated experiment ids (found: {', '.join(sorted(ids, key=_number))}); each trains the runs it "
+        "needs",
     )
     rep.add_argument("--data-root", default=None, help="folder holding the data sets (default: $SIMSIAM_COLLAPSE_DATA)")
     rep.add_argument(
@@ -298,6 +316,12 @@ def _add_reproduce_parser(sub, fmt):
     rep.add_argument(
         "--wait", action="store_true", help="if another reproduce holds --out, wait for it instead of failing"
     )
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    "Each default said once: not where the help already gives it, nor for flags and options without one."
+    def _get_help_string(self, action):
+        if "default" in (action.help or "") or action.default in (None, False, argparse.SUPPRESS): return action.help
+        return super()._get_help_string(action)
 
 class _Parser(argparse.ArgumentParser):
     "argparse, saying a mistake in one line with a guess at what was meant (difflib), instead of the whole usage."
@@ -318,7 +342,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     "The `simsiam-collapse` argument parser: `reproduce`, `train` and `data`."
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _HelpFormatter
     parser = _Parser(
         prog="simsiam-collapse", description=__doc__ or "Understanding collapse in SimSiam, reproduced."
     )

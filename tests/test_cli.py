@@ -35,6 +35,8 @@ def test_a_failing_notebook_makes_the_command_fail_and_force_reruns(two_notebook
     with pytest.raises(SystemExit) as e:
         main(["reproduce", "--scale", "smoke", "--only", "e2, e5", "--out", str(out), "--jobs", "1"])
     assert "failed: e5_architectures" in str(e.value.code)  # a non-zero exit naming the notebook
+    env = json.loads((out/"environment.json").read_text())  # the data root as resolved, not the argument's None
+    assert env["data_root"] not in (None, "None") and env["cpu"]["cores"] >= 1
     state = json.loads((out/"reproduce.json").read_text())["notebooks"]
     assert state["e2_dataset_size"]["status"] == "done" and state["e5_architectures"]["status"] == "failed"
     with pytest.raises(SystemExit): main(["reproduce", "--scale", "smoke", "--only", "e5", "--out", str(out)])
@@ -131,3 +133,31 @@ def test_a_file_as_run_dir_says_so(tmp_path, capsys):
     with pytest.raises(SystemExit) as e: main([*TINY_TRAIN, "--run-dir", str(tmp_path/"notes.txt")])
     assert e.value.code == 2 and "notes.txt is a file, not a folder" in capsys.readouterr().err
     assert (tmp_path/"notes.txt").read_text() == "mine"
+
+
+def test_reproduce_help_says_each_default_once_and_lists_the_experiments(capsys):
+    with pytest.raises(SystemExit): main(["reproduce", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert text.count("default:") == text.count("(default: mini)") + text.count("(default: reproduction)") + \
+        text.count("(default: auto)") + text.count("default: $SIMSIAM_COLLAPSE_DATA") + text.count("(default: chosen")
+    assert "found: e1, e2, e3, e4, e5, e6, e7, e8, e9" in text
+
+
+def test_reproduce_reads_the_notebooks_of_the_folder_it_runs_in(tmp_path, monkeypatch):
+    (tmp_path/"nbs"/"paper").mkdir(parents=True)
+    (tmp_path/"nbs"/"paper"/"e2_dataset_size.ipynb").write_bytes(NOTEBOOKS["e2"].read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert cli.experiments_dir() == tmp_path/"nbs"/"paper"
+    monkeypatch.chdir(tmp_path/"nbs")  # no notebooks here: the installed checkout's
+    assert cli.experiments_dir() == NOTEBOOKS["e2"].parent.resolve()
+
+
+def test_a_run_says_what_it_does_as_it_starts_and_leaves_no_lock(tmp_path, capsys):
+    from simsiam_collapse.train import TrainConfig
+    assert main([*TINY_TRAIN, "--run-dir", str(tmp_path/"run")]) in (None, 0)
+    first = capsys.readouterr().out.splitlines()[0]
+    key = TrainConfig.load(tmp_path/"run"/"config.json").key()
+    assert first.startswith(f"training {tmp_path/'run'}: simsiam resnet18 (width 4)")
+    assert f"config {key}; cpu, fp32" in first
+    assert "data digits from" in first and not (tmp_path/"run"/".lock").exists()
