@@ -43,8 +43,8 @@ READS_EVERY_RUN = "store.finished("
 def experiments_dir() -> Path:
     """The folder of experiment notebooks: `nbs/paper` of the folder the command runs in when it holds them (a clone
     you are editing), else that of the source checkout the package was installed from."""
-    here = Path.cwd()/"nbs"/"paper"
-    return here if any(here.glob("e*_*.ipynb")) else Path(simsiam_collapse.__file__).resolve().parent.parent/"nbs"/"paper"
+    here, installed = Path.cwd()/"nbs"/"paper", Path(simsiam_collapse.__file__).resolve().parent.parent/"nbs"/"paper"
+    return here if any(here.glob("e*_*.ipynb")) else installed
 
 def _number(k) -> int: return int(k[1:]) if k[1:].isdigit() else 99
 
