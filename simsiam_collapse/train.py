@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
 import platform
 import re
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -295,12 +297,17 @@ class RunLocked(RuntimeError):
     "Another process holds the run (or reproduction) directory."
 
 def _publish(path, write):
-    "Write a file whole or not at all: `write(f)` into a temporary file, fsync, rename over `path`, fsync the folder."
+    """Write a file whole or not at all: `write(f)` into a temporary file, fsync, rename over `path`, fsync the folder.
+    A write that fails on a full disk is an OSError(ENOSPC) naming `path`, whatever the writer raised (torch's zip
+    writer raises a RuntimeError)."""
     path = Path(path); tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             write(f); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
+    except Exception as e:
+        if isinstance(e, OSError) or shutil.disk_usage(path.parent).free >= 2 ** 20: raise
+        raise OSError(errno.ENOSPC, f"No space left on device ({type(e).__name__}: {e})", str(path)) from e
     finally:
         tmp.unlink(missing_ok=True)
     if hasattr(os, "O_DIRECTORY"):

@@ -532,3 +532,20 @@ def test_the_lock_file_goes_with_its_holder_and_a_waiter_still_excludes_newcomer
     second_may_leave.set(); b.join(10)
     assert not (tmp_path/".lock").exists()
     with directory_lock(tmp_path): pass  # free again
+
+
+def test_a_full_disk_is_said_as_such_whatever_the_writer_raises(tmp_path, monkeypatch):
+    """torch's zip writer reports a full disk as a RuntimeError ('unexpected pos'); the run folder's writer turns it
+    into OSError(ENOSPC) naming the file, and leaves no temporary file. Another error on a disk with room stays itself."""
+    import errno
+    import shutil
+
+    from simsiam_collapse.train import _atomic_save
+    def fails(*a, **kw): raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 217600")
+    monkeypatch.setattr(torch, "save", fails)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 ** 9, 10 ** 9, 0))
+    with pytest.raises(OSError) as e: _atomic_save({}, tmp_path/"epoch_0001.pt")
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path/"epoch_0001.pt")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 ** 9, 0, 10 ** 9))
+    with pytest.raises(RuntimeError, match="unexpected pos"): _atomic_save({}, tmp_path/"epoch_0001.pt")
