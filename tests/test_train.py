@@ -536,7 +536,8 @@ def test_the_lock_file_goes_with_its_holder_and_a_waiter_still_excludes_newcomer
 
 def test_a_full_disk_is_said_as_such_whatever_the_writer_raises(tmp_path, monkeypatch):
     """torch's zip writer reports a full disk as a RuntimeError ('unexpected pos'); the run folder's writer turns it
-    into OSError(ENOSPC) naming the file, and leaves no temporary file. Another error on a disk with room stays itself."""
+    into OSError(ENOSPC) naming the file, and leaves no temporary file. Another error, on a disk with room, stays
+    itself."""
     import errno
     import shutil
 
