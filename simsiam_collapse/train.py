@@ -296,6 +296,11 @@ class TrainingDiverged(RuntimeError):
 class RunLocked(RuntimeError):
     "Another process holds the run (or reproduction) directory."
 
+def _disk_full(folder) -> bool:
+    "Whether the disk holding `folder` has less than 1 MiB left (False when that cannot be told)."
+    try: return shutil.disk_usage(folder).free < 2 ** 20
+    except OSError: return False
+
 def _publish(path, write):
     """Write a file whole or not at all: `write(f)` into a temporary file, fsync, rename over `path`, fsync the folder.
     A write that fails on a full disk is an OSError(ENOSPC) naming `path`, whatever the writer raised (torch's zip
@@ -306,7 +311,7 @@ def _publish(path, write):
             write(f); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
     except Exception as e:
-        if isinstance(e, OSError) or shutil.disk_usage(path.parent).free >= 2 ** 20: raise
+        if isinstance(e, OSError) or not _disk_full(path.parent): raise
         raise OSError(errno.ENOSPC, f"No space left on device ({type(e).__name__}: {e})", str(path)) from e
     finally:
         tmp.unlink(missing_ok=True)
