@@ -193,8 +193,12 @@ SMALL_NETWORKS = ("resnet18", "resnet34")  # the networks the paper sees collaps
 def estimate_of(rows, value="accuracy", **where) -> Estimate | None:
     """The mean and seed std of `value` over the `rows` (one per trained model) whose fields equal `where`; None when no
     row matches: that setting did not run."""
-    mine = [r for r in rows if all(r.get(k) == v for k, v in where.items())]
+    mine = _matching(rows, where)
     return Estimate.of([r[value] for r in mine], [r.get("seed") for r in mine]) if mine else None
+
+def _matching(rows, where: dict) -> list[dict]:
+    "The rows whose fields equal `where`."
+    return [r for r in rows if all(r.get(k) == v for k, v in where.items())]
 
 def _collapse(row) -> float:
     "A row's normalised AUC: its `collapse` field, else computed from `auc` and `feature_dim`."
@@ -205,8 +209,7 @@ def describe(rows, value="accuracy", **where) -> str:
     into near-total collapse when some did ('not run' when none match)."""
     e = estimate_of(rows, value, **where)
     if e is None: return "not run"
-    mine = [r for r in rows if all(r.get(k) == v for k, v in where.items())]
-    known = [r for r in mine if "collapse" in r or {"auc", "feature_dim"} <= set(r)]
+    known = [r for r in _matching(rows, where) if "collapse" in r or {"auc", "feature_dim"} <= set(r)]
     k = sum(_collapse(r) > NEAR_TOTAL_COLLAPSE for r in known)
     split = f"; {k} of {len(known)} seeds in near-total collapse" if k and len(known) > 1 else ""
     return e.format(per_seed=True) + split
