@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 import simsiam_collapse
 
-from .datasets import DATASET_NAMES, ImageReadError, load_dataset, resolve_data_root
+from .datasets import DATASET_NAMES, DOWNLOAD_ENV, ImageReadError, load_dataset, resolve_data_root
 from .experiments import SCALES, RunStore
 from .report import experiment_title, notebook_to_html, plot_runs, write_report
 from .evaluate import default_device
@@ -238,6 +238,7 @@ def _train_command(args):
         raise FileNotFoundError(f"--resume: {run_dir} holds no run (no config.json there): check the path, or leave "
                                 "out --resume to start a new run in it.")
     args.resolved_run_dir = run_dir  # for the message if the run is stopped
+    if args.download: os.environ[DOWNLOAD_ENV] = "1"  # read where the data are loaded, in this process and its workers
     print(_start_line(cfg, run_dir))
     try: writer = tensorboard_writer(run_dir) if args.tensorboard else None
     # an optional package to install: one line, exit status 2
@@ -361,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-dir", default=None, help="default: runs/<method>-<backbone>-w<width>-<ordering>-s<seed>-<config hash>"
     )
     trn.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    trn.add_argument("--download", action="store_true", help="allow a download of the data set (CIFAR-10/100)")
     trn.add_argument(
         "--wait", action="store_true", help="if another process trains in --run-dir, wait for it instead of failing"
     )

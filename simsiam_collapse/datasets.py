@@ -56,8 +56,8 @@ def _not_found(name, tried, reason=""):
     return DataNotFoundError(
         f"Data set {name!r} not found{': ' + reason if reason else ''}.\nLooked in:\n{places}\n"
         f"To fix it, do one of:\n"
-        f"  1. pass data_root=<folder that holds it> (or set ${DATA_ENV});\n"
-        f"  2. allow a download: download=True (or ${DOWNLOAD_ENV}=1), on a machine with internet;\n"
+        f"  1. say where it is: --data-root FOLDER on the command line, data_root=FOLDER in Python, or ${DATA_ENV};\n"
+        f"  2. allow a download (on a machine with internet): --download, download=True, or ${DOWNLOAD_ENV}=1;\n"
         f"  3. use the embedded data set 'mnist5k', which needs no files.")
 
 def _check_name(name):

@@ -1,5 +1,6 @@
 "The `simsiam-collapse` command through `main`: reproduce's options and exit status, user errors."
 import json
+import os
 
 import nbformat
 import pytest
@@ -161,3 +162,17 @@ def test_a_run_says_what_it_does_as_it_starts_and_leaves_no_lock(tmp_path, capsy
     assert first.startswith(f"training {tmp_path/'run'}: simsiam resnet18 (width 4)")
     assert f"config {key}; cpu, fp32" in first
     assert "data digits from" in first and not (tmp_path/"run"/".lock").exists()
+
+
+def test_missing_data_is_hinted_with_the_command_line_flags_and_download_is_one(tmp_path, capsys, monkeypatch):
+    from simsiam_collapse.datasets import DOWNLOAD_ENV
+    monkeypatch.delenv(DOWNLOAD_ENV, raising=False)
+    argv = [*TINY_TRAIN, "--dataset", "cifar100", "--data-root", str(tmp_path/"empty"), "--run-dir", str(tmp_path/"r")]
+    with pytest.raises(SystemExit) as e: main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--data-root FOLDER" in err and "--download" in err
+    seen = []
+    monkeypatch.setattr(cli, "train", lambda cfg, run_dir, **kw: seen.append(os.environ.get(DOWNLOAD_ENV)))
+    monkeypatch.setattr(cli, "_summary", lambda run_dir: "")
+    main([*argv, "--download"])
+    assert seen == ["1"]  # the loader, here or in a worker process, may download
