@@ -212,14 +212,16 @@ def _add_config_arguments(parser):
                                  metavar=None if choices else f.type.split(" ")[0].upper())
 
 def _summary(run_dir) -> str:
-    "The final line of a run's log, for people: loss, AUC, RankMe, kNN."
+    "The final line of a run's log, for people: loss, AUC, RankMe, kNN; where the run is and what it takes on disk."
     last = next((m for m in reversed(read_metrics(run_dir)) if "auc" in m), None)
-    if last is None: return f"run directory: {run_dir}"
+    kept = sorted(Path(run_dir).glob("checkpoints/epoch_*.pt"))
+    where = (f"run directory: {run_dir} ({len(kept)} checkpoint{'s' * (len(kept) != 1)}, "
+             f"{sum(p.stat().st_size for p in kept) / 2 ** 20:.1f} MB; --checkpoint-every keeps more)")
+    if last is None: return where
     return (
         f"epoch {last['epoch']}: loss {last.get('loss', float('nan')):.4f}, AUC {last['auc']:.3f} (higher = more "
         "collapsed), "
-        f"RankMe {last['rankme']:.1f}, kNN {last['knn']:.1f} % (k={last.get('knn_k', 200)}, probe set)\nrun directory: "
-        f"{run_dir}"
+        f"RankMe {last['rankme']:.1f}, kNN {last['knn']:.1f} % (k={last.get('knn_k', 200)}, probe set)\n{where}"
     )
 
 def _start_line(cfg, run_dir) -> str:

@@ -118,7 +118,10 @@ class TrainConfig:
         "ordering",
     )
     checkpoint_every: int = _opt(
-        1, "keep the checkpoint of every n-th epoch (and always the newest); 0 = the newest only", "run"
+        0,
+        "0: keep the newest checkpoint only; n: also every n-th epoch's (a hybrid continues from its single-pass "
+        "twin's switch epoch: the run store keeps it)",
+        "run",
     )
     train_images: int | None = _opt(
         None,

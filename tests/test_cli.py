@@ -157,11 +157,15 @@ def test_reproduce_reads_the_notebooks_of_the_folder_it_runs_in(tmp_path, monkey
 def test_a_run_says_what_it_does_as_it_starts_and_leaves_no_lock(tmp_path, capsys):
     from simsiam_collapse.train import TrainConfig
     assert main([*TINY_TRAIN, "--run-dir", str(tmp_path/"run")]) in (None, 0)
-    first = capsys.readouterr().out.splitlines()[0]
+    out = capsys.readouterr().out
+    first = out.splitlines()[0]
     key = TrainConfig.load(tmp_path/"run"/"config.json").key()
     assert first.startswith(f"training {tmp_path/'run'}: simsiam resnet18 (width 4)")
     assert f"config {key}; cpu, fp32" in first
     assert "data digits from" in first and not (tmp_path/"run"/".lock").exists()
+    ckpt = tmp_path/"run"/"checkpoints"/"epoch_0001.pt"  # the newest only, by default, and its size said
+    assert [p.name for p in ckpt.parent.iterdir()] == [ckpt.name]
+    assert f"(1 checkpoint, {ckpt.stat().st_size / 2 ** 20:.1f} MB;" in out
 
 
 def test_missing_data_is_hinted_with_the_command_line_flags_and_download_is_one(tmp_path, capsys, monkeypatch):

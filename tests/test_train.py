@@ -101,9 +101,10 @@ def test_resume_refuses_another_config(tmp_path):
 
 
 def test_hybrid_starts_from_the_single_pass_checkpoint(tmp_path):
-    single = TrainConfig(epochs=4, ordering="single_pass", **TINY)
+    single = TrainConfig(epochs=4, ordering="single_pass", checkpoint_every=1, **TINY)
     train(single, tmp_path/"single", progress=False)
-    hybrid = TrainConfig(epochs=4, ordering="hybrid", switch_epoch=2, init_from=str(tmp_path/"single"), **TINY)
+    hybrid = TrainConfig(epochs=4, ordering="hybrid", switch_epoch=2, init_from=str(tmp_path/"single"),
+                         checkpoint_every=1, **TINY)
     train(hybrid, tmp_path/"hybrid", progress=False)
     copied = _weights(tmp_path/"hybrid", 2)
     assert copied["copied_from"].endswith("epoch_0002.pt")
@@ -155,7 +156,7 @@ def test_bad_config_fails_before_anything_is_written(bad, match, tmp_path):
 
 
 def test_run_directory_records_everything(tmp_path):
-    cfg = TrainConfig(epochs=2, ordering="cumulative", **TINY)
+    cfg = TrainConfig(epochs=2, ordering="cumulative", checkpoint_every=1, **TINY)
     run = train(cfg, tmp_path/"run", progress=False)
     assert TrainConfig.from_dict(json.loads((run/"config.json").read_text())) == cfg.resolved()
     env = json.loads((run/"environment.json").read_text())
