@@ -113,6 +113,7 @@ SCALES = {
             pred_hidden_dim=16,
             probe_size=300,
             eval_every=1,
+            checkpoint_every=1,  # single-pass runs keep the epochs their hybrids continue from
         ),
         probe_epochs=5,
         seeds=(0, 1),
