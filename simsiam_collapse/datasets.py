@@ -401,7 +401,7 @@ def _load_cifar(name, split, data_root, download):
         tv = tv_cls(str(root), train=split == "train", download=download and not (root/tv_dir).is_dir())
     except (urllib.error.URLError, OSError, RuntimeError) as e:
         raise _not_found(name, tried, f"the torchvision download failed ({type(e).__name__}: {e}); "
-                                      f"this machine may be offline") from None
+                                      f"the network may be unreachable from here") from None
     images = torch.from_numpy(np.asarray(tv.data)).permute(0, 3, 1, 2).contiguous()
     return ImageDataset(
         images,
