@@ -18,8 +18,10 @@ import numpy as np
 import torch
 
 from simsiam_collapse.claims import Estimate
-from simsiam_collapse.experiments import Experiment, RunStore, evaluate_run, run_all
-from simsiam_collapse.train import read_metrics, resolve_precision
+from simsiam_collapse.config import resolve_precision
+from simsiam_collapse.experiments import Experiment
+from simsiam_collapse.runner import RunStore, evaluate_run, run_all
+from simsiam_collapse.runs import read_metrics
 
 
 def main():

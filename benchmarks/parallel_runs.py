@@ -21,7 +21,9 @@ from pathlib import Path
 
 import torch
 
-from simsiam_collapse.experiments import SCALES, Experiment, RunStore, run_all
+from simsiam_collapse.experiments import Experiment
+from simsiam_collapse.runner import RunStore, run_all
+from simsiam_collapse.scales import SCALES
 
 
 def configs(epochs):

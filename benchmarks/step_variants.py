@@ -17,11 +17,12 @@ import time
 
 import torch
 
+from simsiam_collapse.config import resolve_precision
 from simsiam_collapse.evaluate import default_device
-from simsiam_collapse.experiments import SCALES
 from simsiam_collapse.methods import SimSiam
 from simsiam_collapse.models import build_backbone
-from simsiam_collapse.train import cpu_info, resolve_precision
+from simsiam_collapse.runs import cpu_info
+from simsiam_collapse.scales import SCALES
 
 CONFIGS = [(8, 16), (16, 32), (64, 32)]  # (width, crop size in px)
 _MINI = SCALES["mini"].train

@@ -11,11 +11,40 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from .datasets import resize_center_crop
-
 # %% auto #0
-__all__ = ['RECIPES', 'ViewRecipe', 'blur_kernel_size', 'BatchAugment', 'TwoViewAugment', 'eval_transform',
-           'reference_view_transform', 'ReferenceTwoViews']
+__all__ = ['RECIPES', 'resize_center_crop', 'resize_center_crop_image', 'squash', 'ViewRecipe', 'blur_kernel_size',
+           'BatchAugment', 'TwoViewAugment', 'eval_transform', 'reference_view_transform', 'ReferenceTwoViews']
+
+# %% ../nbs/01_augment.ipynb #07917cdb
+def resize_center_crop(x, size, resize=None):
+    """Resize the shorter side of a float N x C x H x W batch to `resize` (default `size`), then crop the centre `size`
+    x `size`."""
+    resize = resize or size
+    h, w = x.shape[-2:]
+    if (h, w) == (size, size): return x
+    s = resize / min(h, w)
+    x = F.interpolate(
+        x,
+        size=(max(resize, round(h * s)), max(resize, round(w * s))),
+        mode="bilinear",
+        antialias=True,
+        align_corners=False,
+    )
+    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
+    return x[..., top:top + size, left:left + size]
+
+def resize_center_crop_image(img, size):
+    "`resize_center_crop` of one uint8 C x H x W image, back to uint8."
+    if img.shape[-2:] == (size, size): return img
+    return resize_center_crop(img[None].float(), size)[0].round().clamp(0, 255).to(torch.uint8)
+
+# %% ../nbs/01_augment.ipynb #decb35c1
+def squash(img, size):
+    """Resize a whole uint8 C x H x W image to `size` x `size` (aspect ratio not kept: the crop geometry keeps the
+    original shape)."""
+    if img.shape[-2:] == (size, size): return img
+    x = F.interpolate(img[None].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x[0].round().clamp(0, 255).to(torch.uint8)
 
 # %% ../nbs/01_augment.ipynb #53abe025
 @dataclass(frozen=True)
@@ -34,6 +63,7 @@ class ViewRecipe:
     blur_sigma: tuple = (0.1, 2.0)  # at 224 px
     solarize_p: float = 0.0
 
+# %% ../nbs/01_augment.ipynb #ac9cc586
 _BYOL_VIEW = ViewRecipe(crop_scale=(0.08, 1.0), saturation=0.2)
 RECIPES = {  # two views each: SimSiam's is symmetric, BYOL/MoCo-v3's asymmetric
     "simsiam": (ViewRecipe(), ViewRecipe()),
@@ -53,6 +83,7 @@ def _gray(x):
     w = x.new_tensor(_GRAY).view(1, 3, 1, 1)
     return (x * w).sum(1, keepdim=True)
 
+# %% ../nbs/01_augment.ipynb #7fecacf7
 def _rgb_to_hsv(x):
     r, g, b = x.unbind(1)
     maxc, minc = x.max(1).values, x.min(1).values
@@ -63,6 +94,7 @@ def _rgb_to_hsv(x):
     h = torch.where(delta > 0, h, torch.zeros_like(h))
     return torch.stack([h % 1.0, s, maxc], 1)
 
+# %% ../nbs/01_augment.ipynb #94e58100
 def _hsv_to_rgb(x):
     h, s, v = x.unbind(1)
     i = torch.floor(h * 6) % 6
@@ -74,6 +106,7 @@ def _hsv_to_rgb(x):
     b = torch.stack([p, p, t, v, v, q], 1).gather(1, i)
     return torch.cat([r, g, b], 1)
 
+# %% ../nbs/01_augment.ipynb #489d082c
 def _color_op(x, op, f):
     "Apply jitter operation `op` (0 brightness, 1 contrast, 2 saturation, 3 hue) with per-image factors `f`."
     f4 = f.view(-1, 1, 1, 1)
@@ -85,6 +118,7 @@ def _color_op(x, op, f):
     hsv = torch.cat([(hsv[:, :1] + f4) % 1.0, hsv[:, 1:]], 1)
     return _hsv_to_rgb(hsv)
 
+# %% ../nbs/01_augment.ipynb #7b26292c
 def _gaussian_blur(x, sigma, kernel_size):
     "Blur each image with its own sigma: a separable, reflect-padded Gaussian, as torchvision's."
     n, c, h, w = x.shape
@@ -171,6 +205,7 @@ class BatchAugment:
     def __call__(self, images, generator=None):
         return self.apply(images, self.sample(len(images), *images.shape[-2:], generator=generator))
 
+# %% ../nbs/01_augment.ipynb #b4ed86dd
 class TwoViewAugment:
     "The two views of a method's recipe (`'simsiam'`, `'byol'` or `'mocov3'`), each drawn independently per image."
     def __init__(self, recipe="simsiam", image_size=32, mean=(0.5,), std=(0.25,)):
@@ -225,6 +260,7 @@ def reference_view_transform(recipe: ViewRecipe, image_size, mean, std, channels
               T.RandomHorizontalFlip(recipe.flip_p), T.ToTensor(), T.Normalize(mean, std)]
     return T.Compose(steps)
 
+# %% ../nbs/01_augment.ipynb #1185f65c
 class ReferenceTwoViews(torch.utils.data.Dataset):
     "An `ImageDataset` served as (view1, view2, label), each view a per-image PIL transform (the paper's pipeline)."
     def __init__(self, ds, recipe="simsiam", image_size=None):

@@ -17,9 +17,9 @@ import simsiam_collapse
 
 # %% auto #0
 __all__ = ['DOMINANT_ROWS', 'DOMINANT_SHARE', 'DOMINANT_MIN_N', 'REFERENCE_DIR', 'OFFICIAL_AUC', 'OFFICIAL_AUC_SQUARED',
-           'FLOAT32_FLOOR', 'singular_values', 'cumulative_explained_variance', 'collapse_auc', 'official_spectra',
-           'SpectrumAccumulator', 'rankme', 'collapse_measures', 'std_of_l2_normalized', 'plot_spectra', 'plot_auc',
-           'save_figure']
+           'FLOAT32_FLOOR', 'singular_values', 'cumulative_explained_variance', 'collapse_auc', 'normalized_auc',
+           'official_spectra', 'SpectrumAccumulator', 'rankme', 'collapse_measures', 'std_of_l2_normalized',
+           'plot_spectra', 'plot_auc', 'save_figure']
 
 # %% ../nbs/04_collapse.ipynb #e2f33ccf
 def _to_tensor(x) -> torch.Tensor:
@@ -32,12 +32,14 @@ def _to_tensor(x) -> torch.Tensor:
                         "(dropping the imaginary part silently would measure something else).")
     return x.detach().to(torch.float64)
 
+# %% ../nbs/04_collapse.ipynb #fdac8d62
 def _check_finite(x, what="Features"):
     bad = (~torch.isfinite(x)).sum().item()
     if bad: raise ValueError(f"{what} contain {bad} NaN or inf value(s) out of {x.numel()}: the model has diverged "
                              f"(or its input is broken); a spectrum of them means nothing.")
     return x
 
+# %% ../nbs/04_collapse.ipynb #2cf44719
 def _check_features(x):
     if x.ndim != 2: raise ValueError(f"Features must be a 2-d N x d matrix, got shape {tuple(x.shape)}.")
     if x.shape[1] == 0: raise ValueError(f"Features have 0 dimensions (shape {tuple(x.shape)}): nothing to measure.")
@@ -50,10 +52,12 @@ def _check_features(x):
         )
     return _check_finite(x)
 
+# %% ../nbs/04_collapse.ipynb #7c641d0f
 def _pad_to(s, d):
     "The d singular values of an N x d matrix: svd gives min(N, d); the rest are zero (fully collapsed directions)."
     return torch.cat([s, s.new_zeros(d - len(s))]) if len(s) < d else s
 
+# %% ../nbs/04_collapse.ipynb #3961fd34
 # a few rows carrying the top direction: the ROWS rows with the largest projections on the leading singular vector
 # hold more than SHARE of its variance. Gaussian features of N >= 100 rows put about ROWS x 2 ln(N) / N there (at most
 # 0.5 at N = 100, 0.09 at 10,000); half the variance in five rows is a corrupted or outlying input, not a property of
@@ -76,6 +80,7 @@ def _warn_if_rows_dominate(x):
             stacklevel=3,
         )
 
+# %% ../nbs/04_collapse.ipynb #7943f5c0
 def singular_values(features, center=True, normalize=False) -> torch.Tensor:
     """The d singular values (descending, float64) of the N x d `features`, column-centred; rows L2-normalised first if
     `normalize`. Warns when a handful of rows dominate the leading direction."""
@@ -85,6 +90,7 @@ def singular_values(features, center=True, normalize=False) -> torch.Tensor:
     _warn_if_rows_dominate(x)
     return _pad_to(torch.linalg.svdvals(x).cpu(), x.shape[1])
 
+# %% ../nbs/04_collapse.ipynb #a1fa5e7c
 def _check_spectrum(s) -> torch.Tensor:
     "A spectrum as a flat float64 tensor: non-empty, finite and non-negative, or a ValueError saying which."
     s = _check_finite(_to_tensor(s).flatten().cpu(), "Singular values")
@@ -92,6 +98,7 @@ def _check_spectrum(s) -> torch.Tensor:
     if (s < 0).any(): raise ValueError(f"Singular values must be non-negative, got {s.min().item():g}.")
     return s
 
+# %% ../nbs/04_collapse.ipynb #2997ddea
 def cumulative_explained_variance(s, power=1) -> torch.Tensor:
     """c_j = sum_{i<=j} s_i^power / sum_i s_i^power (power=1: the paper's definition).
     All zero (constant features, total collapse): c_j = 1 for every j, the limit of a rank-one spectrum."""
@@ -99,10 +106,17 @@ def cumulative_explained_variance(s, power=1) -> torch.Tensor:
     if s.sum() == 0: return torch.ones_like(s)
     return torch.cumsum(s.sort(descending=True).values, 0) / s.sum()
 
+# %% ../nbs/04_collapse.ipynb #76ae229b
 def collapse_auc(s, power=1) -> float:
     """Area under the cumulative explained variance, (1/d) sum_j c_j: about 0.5 flat, 1 for rank one or none. Higher =
     more collapsed."""
     return cumulative_explained_variance(s, power).mean().item()
+
+# %% ../nbs/04_collapse.ipynb #e5eece82
+def normalized_auc(auc, d) -> float:
+    "AUC rescaled so a flat spectrum of d values gives 0 and rank one gives 1: comparable across dimensions."
+    flat = (d + 1) / (2 * d)
+    return (auc - flat) / (1 - flat)
 
 # %% ../nbs/04_collapse.ipynb #5b2d7bce
 REFERENCE_DIR = Path(simsiam_collapse.__file__).parent/"reference"  # package data, not exported code
@@ -180,6 +194,7 @@ def rankme(s, eps=1e-7) -> float:
     p = s / s.sum() + eps
     return torch.exp(-(p * p.log()).sum()).item()
 
+# %% ../nbs/04_collapse.ipynb #cec697e2
 def collapse_measures(features) -> dict:
     """The AUC (centred singular values, the paper's definition) and RankMe (uncentred ones, as published) of N x d
     `features` or of a `SpectrumAccumulator` fed with them, with the centred `spectrum`."""
@@ -188,6 +203,7 @@ def collapse_measures(features) -> dict:
     else: s, raw = singular_values(features), singular_values(features, center=False)
     return dict(auc=collapse_auc(s), rankme=rankme(raw), feature_dim=len(s), spectrum=s)
 
+# %% ../nbs/04_collapse.ipynb #e02032c6
 def std_of_l2_normalized(z) -> float:
     "Mean over dimensions of the std over samples of z / ||z||: about 1/sqrt(d) when spread out, 0 when collapsed."
     z = torch.nn.functional.normalize(_to_tensor(z), dim=1)
@@ -224,6 +240,7 @@ def plot_spectra(spectra: dict, kind="singular", ax=None, title=None, cmap="viri
     ax.legend(fontsize=7)
     return ax
 
+# %% ../nbs/04_collapse.ipynb #a0f2bdb8
 def plot_auc(x, aucs, ax=None, xlabel="", label=None, logx=False, title=None, **kwargs):
     "AUC against a variable `x` (e.g. the fraction of data), one line; call again on the same axis for more."
     import matplotlib.pyplot as plt
@@ -235,6 +252,7 @@ def plot_auc(x, aucs, ax=None, xlabel="", label=None, logx=False, title=None, **
     if label: ax.legend(fontsize=7)
     return ax
 
+# %% ../nbs/04_collapse.ipynb #81310fc3
 def save_figure(fig, path) -> list[Path]:
     "Save `fig` as `path`.png and `path`.pdf (the folder is created)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)

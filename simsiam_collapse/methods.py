@@ -30,12 +30,14 @@ def mlp(dims, last_bn=False, last_bn_affine=True, last_bias=True) -> nn.Sequenti
     if last_bn: layers.append(nn.BatchNorm1d(dims[-1], affine=last_bn_affine))
     return nn.Sequential(*layers)
 
+# %% ../nbs/03_methods.ipynb #8da587c0
 def simsiam_projection_head(in_dim, hidden_dim=None, out_dim=2048) -> nn.Sequential:
     """SimSiam's projector: f -> f -> f -> 2048, three Linear-BN layers with ReLU between, the last BN without affine
     (hidden = f by default)."""
     hidden_dim = hidden_dim or in_dim
     return mlp([in_dim, hidden_dim, hidden_dim, out_dim], last_bn=True, last_bn_affine=False)
 
+# %% ../nbs/03_methods.ipynb #4946b6bb
 def simsiam_prediction_head(dim=2048, hidden_dim=512) -> nn.Sequential:
     "SimSiam's predictor, a bottleneck: Linear(2048, 512, no bias)-BN-ReLU-Linear(512, 2048)."
     return mlp([dim, hidden_dim, dim])
@@ -44,6 +46,7 @@ def byol_projection_head(in_dim, hidden_dim=4096, out_dim=256) -> nn.Sequential:
     "BYOL's projector (and its predictor, from 256): Linear(f, 4096)-BN-ReLU-Linear(4096, 256), no final BN."
     return mlp([in_dim, hidden_dim, out_dim], last_bias=False)
 
+# %% ../nbs/03_methods.ipynb #50166eec
 def mocov3_projection_head(in_dim, hidden_dim=4096, out_dim=256) -> nn.Sequential:
     "MoCo-v3's projector: Linear(f, 4096)-BN-ReLU-Linear(4096, 256)-BN(no affine); its predictor is BYOL's shape."
     return mlp([in_dim, hidden_dim, out_dim], last_bn=True, last_bn_affine=False)
@@ -55,6 +58,7 @@ class SSLOutput:
     z1: torch.Tensor  # projections of the two views (detached), for monitoring
     z2: torch.Tensor
 
+# %% ../nbs/03_methods.ipynb #4bfa4852
 class SSLMethod(nn.Module):
     "What every method shares: a backbone, a projector, a predictor, parameter groups."
     name = "base"
@@ -86,6 +90,7 @@ def simsiam_loss(p1, p2, z1, z2):
         F.cosine_similarity(p1, z2.detach(), dim=-1).mean() + F.cosine_similarity(p2, z1.detach(), dim=-1).mean()
     )
 
+# %% ../nbs/03_methods.ipynb #8c1ffc08
 class SimSiam(SSLMethod):
     "SimSiam (Chen & He, 2021): predictor on one branch, stop-gradient on the other; predictor lr held fixed."
     name = "simsiam"
@@ -109,6 +114,7 @@ def momentum_schedule(step, total_steps, base=0.99, cosine=True) -> float:
     if not cosine: return base
     return 1 - (1 - base) * (math.cos(math.pi * step / max(1, total_steps)) + 1) / 2
 
+# %% ../nbs/03_methods.ipynb #568c16fa
 class _MomentumMethod(SSLMethod):
     def __init__(self, backbone, projector, predictor):
         super().__init__(backbone, projector, predictor)
@@ -138,6 +144,7 @@ def byol_loss(p, z):
     "2 - 2 cos(p, z), the batch mean."
     return (2 - 2 * F.cosine_similarity(p, z.detach(), dim=-1)).mean()
 
+# %% ../nbs/03_methods.ipynb #6e5a41e0
 class BYOL(_MomentumMethod):
     "BYOL (Grill et al., 2020): predict the EMA target's projection of the other view."
     name = "byol"
@@ -164,6 +171,7 @@ def _gather(x):
     dist.all_gather(parts, x.contiguous())
     return torch.cat(parts), dist.get_rank() * len(x)
 
+# %% ../nbs/03_methods.ipynb #63a31635
 def infonce_loss(q, k, temperature=1.0):
     "MoCo-v3's InfoNCE: row i of `q` must pick row i of `k` among all keys (all ranks'), times 2T."
     q, k = F.normalize(q, dim=1), F.normalize(k.detach(), dim=1)
@@ -172,6 +180,7 @@ def infonce_loss(q, k, temperature=1.0):
     labels = torch.arange(len(q), device=q.device) + offset
     return F.cross_entropy(logits, labels) * (2 * temperature)
 
+# %% ../nbs/03_methods.ipynb #e7b3e2fa
 class MoCoV3(_MomentumMethod):
     "MoCo-v3 (Chen, Xie & He, 2021): symmetric InfoNCE against the EMA target's keys."
     name = "mocov3"

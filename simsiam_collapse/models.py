@@ -15,8 +15,10 @@ __all__ = ['BLOCKS', 'STEMS', 'PRESETS', 'TABLE1_FIELDS', 'TABLE1', 'conv3x3', '
 
 # %% ../nbs/02_models.ipynb #4ea421e2
 def conv3x3(cin, cout, stride=1): return nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False)
+
 def conv1x1(cin, cout, stride=1): return nn.Conv2d(cin, cout, 1, stride, bias=False)
 
+# %% ../nbs/02_models.ipynb #94e3f3a9
 class BasicBlock(nn.Module):
     "Two 3x3 convolutions and a shortcut (ResNet-18/34)."
     expansion = 1
@@ -36,6 +38,7 @@ class BasicBlock(nn.Module):
         return self.relu(out + (x if self.downsample is None else self.downsample(x)))
     def last_bn(self): return self.bn2
 
+# %% ../nbs/02_models.ipynb #774f189f
 class Bottleneck(nn.Module):
     "1x1 reduce, 3x3 of width `planes * width_per_group / 64`, 1x1 expand to `4 * planes` (ResNet-50)."
     expansion = 4
@@ -62,7 +65,7 @@ STEMS = ("imagenet", "cifar")
 
 class ResNet(nn.Module):
     "A ResNet backbone ending at global average pooling (plus an optional classifier, for counting parameters)."
-    def __init__(self, block="basic", layers=(2, 2, 2, 2), width=64, width_per_group=64, stem="imagenet",
+    def __init__(self, block="basic", layers=(2, 2, 2, 2), *, width=64, width_per_group=64, stem="imagenet",
                  zero_init_residual=True, in_channels=3, num_classes=0):
         super().__init__()
         self.config = dict(block=block, layers=tuple(layers), width=width, width_per_group=width_per_group, stem=stem,
@@ -129,6 +132,7 @@ def build_backbone(name, **overrides) -> ResNet:
         raise ValueError(f"layers must be positive block counts per stage, e.g. (2, 2, 2, 2); got {cfg['layers']!r}.")
     return ResNet(**cfg)
 
+# %% ../nbs/02_models.ipynb #67081e9d
 def count_parameters(model) -> int: return sum(p.numel() for p in model.parameters())
 
 # %% ../nbs/02_models.ipynb #cce392eb

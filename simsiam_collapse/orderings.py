@@ -20,10 +20,12 @@ MIN_BATCHES_PER_CHUNK = 4
 
 def _is_int(x): return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
+# %% ../nbs/07_orderings.ipynb #2aa56c5f
 def chunk_bounds(n, chunks) -> list[int]:
     "Where `n` images are cut into `chunks` chunks: chunk k is [n k // chunks, n (k + 1) // chunks), the authors' cut."
     return [n * k // chunks for k in range(chunks + 1)]
 
+# %% ../nbs/07_orderings.ipynb #b8eb2016
 def check_ordering(strategy, epochs, chunks=None, fraction=1.0, switch_epoch=None, n=None, batch_size=None):
     """The one validator of an ordering's settings (`n` and `batch_size` when known): raises a ValueError naming the bad
     value and what is valid."""
@@ -58,11 +60,13 @@ def check_ordering(strategy, epochs, chunks=None, fraction=1.0, switch_epoch=Non
             raise ValueError(f"{what} holds {size} of the {n} images, fewer than a batch of {batch_size}: "
                              f"use {fix}, or a batch size of at most {max(1, size)}.")
 
+# %% ../nbs/07_orderings.ipynb #f86af730
 def default_chunks(n, epochs, batch_size, min_batches=MIN_BATCHES_PER_CHUNK) -> int:
     """One chunk per epoch (the paper's layout) unless that leaves a chunk with fewer than `min_batches` batches: then
     as many as fit."""
     return max(1, min(epochs, n // (min_batches * batch_size)))
 
+# %% ../nbs/07_orderings.ipynb #99655060
 @dataclass(frozen=True)
 class Ordering:
     "The batches of every epoch of a run, for one strategy of `STRATEGIES`."
@@ -139,6 +143,7 @@ def chunk_usage(ordering: Ordering) -> np.ndarray:
         use[e] = np.bincount(chunk_of[ordering.epoch_indices(e)], minlength=ordering.num_chunks)
     return use / use.sum(1, keepdims=True)
 
+# %% ../nbs/07_orderings.ipynb #f8d64d53
 def plot_orderings(orderings: dict, axes=None):
     "One panel per ordering ({title: Ordering}): epochs across, chunks up, shade = share of the epoch's images."
     import matplotlib.pyplot as plt

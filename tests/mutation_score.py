@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "simsiam_collapse"
 # changes no number), of training the step itself (model, optimiser, learning rate, views, the epoch loop), and the
 # claims' rules whole.
 TARGETS = {"collapse": None, "orderings": None, "methods": None,
-           "train": {"build_model", "build_optimizer", "set_learning_rate", "_views", "train_epoch"}, "claims": None}
+           "train": {"build_model", "build_optimizer", "set_learning_rate", "_views", "train_epoch"},
+           "claims": None, "rules": None}
 NOT_SCIENCE = ("plot_", "save_figure")
 
 KILLED = {1, 3, -9, -11}  # a test failed, pytest's internal error, killed by a signal

@@ -7,6 +7,7 @@ import pytest
 from test_experiments import NOTEBOOKS
 
 from simsiam_collapse import cli
+from simsiam_collapse import train as train_module
 from simsiam_collapse.cli import experiment_notebooks, main
 
 
@@ -51,7 +52,7 @@ def test_a_failing_notebook_makes_the_command_fail_and_force_reruns(two_notebook
 
 
 def test_a_second_reproduce_on_the_same_out_is_refused(tmp_path, capsys):
-    from simsiam_collapse.train import directory_lock
+    from simsiam_collapse.runs import directory_lock
     with directory_lock(tmp_path/"out", what="reproduce"):
         with pytest.raises(SystemExit) as e: main(["reproduce", "--scale", "smoke", "--out", str(tmp_path/"out")])
     assert e.value.code == 2 and "in use by another reproduce process" in capsys.readouterr().err
@@ -89,7 +90,7 @@ def test_ctrl_c_says_where_the_run_stopped_and_how_to_resume(tmp_path, capsys, m
     stops = [True]
     def ctrl_c_in_epoch_2(epoch, step, model):
         if epoch == 1 and stops: stops.pop(); raise KeyboardInterrupt
-    monkeypatch.setattr(cli, "train", lambda cfg, run_dir, resume=False, **kw: train(
+    monkeypatch.setattr(train_module, "train", lambda cfg, run_dir, resume=False, **kw: train(
         cfg, run_dir, resume=resume, progress=False, on_step=ctrl_c_in_epoch_2))
     run = tmp_path/"run"
     with pytest.raises(SystemExit) as e: main([*TINY_TRAIN[:6], "2", *TINY_TRAIN[7:], "--run-dir", str(run)])
@@ -102,7 +103,7 @@ def test_ctrl_c_says_where_the_run_stopped_and_how_to_resume(tmp_path, capsys, m
 @pytest.mark.parametrize("code,said", [(28, "no space left on the device holding"), (30, "on a read-only file system")])
 def test_the_machine_state_is_one_line_naming_the_path_and_exit_1(code, said, tmp_path, capsys, monkeypatch):
     def fail(*a, **kw): raise OSError(code, "machine", str(tmp_path/"run"/"checkpoints"/"epoch_0001.pt"))
-    monkeypatch.setattr(cli, "train", fail)
+    monkeypatch.setattr(train_module, "train", fail)
     with pytest.raises(SystemExit) as e: main([*TINY_TRAIN, "--run-dir", str(tmp_path/"run")])
     err = capsys.readouterr().err
     assert e.value.code == 1 and said in err and "epoch_0001.pt" in err and len(err.strip().splitlines()) == 1
@@ -155,7 +156,7 @@ def test_reproduce_reads_the_notebooks_of_the_folder_it_runs_in(tmp_path, monkey
 
 
 def test_a_run_says_what_it_does_as_it_starts_and_leaves_no_lock(tmp_path, capsys):
-    from simsiam_collapse.train import TrainConfig
+    from simsiam_collapse.config import TrainConfig
     assert main([*TINY_TRAIN, "--run-dir", str(tmp_path/"run")]) in (None, 0)
     out = capsys.readouterr().out
     first = out.splitlines()[0]
@@ -176,7 +177,7 @@ def test_missing_data_is_hinted_with_the_command_line_flags_and_download_is_one(
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--data-root FOLDER" in err and "--download" in err
     seen = []
-    monkeypatch.setattr(cli, "train", lambda cfg, run_dir, **kw: seen.append(os.environ.get(DOWNLOAD_ENV)))
+    monkeypatch.setattr(train_module, "train", lambda cfg, run_dir, **kw: seen.append(os.environ.get(DOWNLOAD_ENV)))
     monkeypatch.setattr(cli, "_summary", lambda run_dir: "")
     main([*argv, "--download"])
     assert seen == ["1"]  # the loader, here or in a worker process, may download

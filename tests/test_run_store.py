@@ -1,13 +1,17 @@
 """The run store: experiments share runs, unfinished runs resume, hybrids start from their twin, evaluations are cached
 honestly."""
 import json
+from pathlib import Path
 
 import pytest
 
-from simsiam_collapse import experiments
+from simsiam_collapse import runner
 from simsiam_collapse import train as train_module
-from simsiam_collapse.experiments import SCALES, Experiment, RunStore, evaluate_run
-from simsiam_collapse.train import TrainConfig, last_checkpoint, read_metrics, run_status
+from simsiam_collapse.config import TrainConfig, run_name
+from simsiam_collapse.experiments import Experiment
+from simsiam_collapse.runner import RunStore, evaluate_run
+from simsiam_collapse.runs import last_checkpoint, read_metrics, run_status
+from simsiam_collapse.scales import SCALES
 
 
 @pytest.fixture
@@ -21,7 +25,7 @@ def counted(monkeypatch):
             calls["steps"] += 1
             if on_step: on_step(epoch, s, model)
         return real(cfg, run_dir, resume=resume, progress=progress, on_step=step, wait=wait)
-    monkeypatch.setattr(experiments, "train", counting_train)
+    monkeypatch.setattr(runner, "train", counting_train)
     return calls
 
 
@@ -67,9 +71,9 @@ def test_the_evaluation_cache_follows_its_inputs(tmp_path, monkeypatch):
     exp = Experiment("e6", "smoke", out_dir=tmp_path, progress=False, jobs=1)
     run = exp.store.get(exp.config(backbone="resnet18", seed=0), progress=False)
     probes = []
-    real = experiments.linear_probe_on_features
+    real = runner.linear_probe_on_features
     monkeypatch.setattr(
-        experiments, "linear_probe_on_features", lambda *a, **k: probes.append(k.get("epochs")) or real(*a, **k)
+        runner, "linear_probe_on_features", lambda *a, **k: probes.append(k.get("epochs")) or real(*a, **k)
     )
     scale = SCALES["smoke"]
     first = evaluate_run(run, scale, "cpu")
@@ -77,7 +81,16 @@ def test_the_evaluation_cache_follows_its_inputs(tmp_path, monkeypatch):
     longer = type(scale)(**{**scale.__dict__, "probe_epochs": scale.probe_epochs + 1})
     evaluate_run(run, longer, "cpu")
     assert probes == [scale.probe_epochs, scale.probe_epochs + 1]  # another probe protocol: measured again
-    monkeypatch.setattr(experiments, "EVAL_VERSION", experiments.EVAL_VERSION + 1)
+    monkeypatch.setattr(runner, "EVAL_VERSION", runner.EVAL_VERSION + 1)
     evaluate_run(run, longer, "cpu")
     assert len(probes) == 3  # the measuring code changed: measured again
-    assert json.loads((run/"eval.json").read_text())["settings"]["version"] == experiments.EVAL_VERSION
+    assert json.loads((run/"eval.json").read_text())["settings"]["version"] == runner.EVAL_VERSION
+
+
+def test_the_run_folders_of_a_finished_reproduction_keep_their_names():
+    """A refactoring must not orphan stored runs: the 56 run folders of a finished `mini` reproduction (SimSiam at
+    weight decay 2e-3; every method, network, ordering and seed it trains) are found again under the same names."""
+    rows = json.loads((Path(__file__).parent/"data"/"mini_run_names.json").read_text())
+    assert len(rows) == 56
+    for row in rows:
+        assert run_name(TrainConfig.from_dict(row["config"])) == row["name"], row["name"]

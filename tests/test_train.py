@@ -12,16 +12,10 @@ import pytest
 import torch
 
 from simsiam_collapse.collapse import std_of_l2_normalized
+from simsiam_collapse.config import TrainConfig
 from simsiam_collapse.orderings import Ordering
-from simsiam_collapse.train import (
-    TrainConfig,
-    TrainingDiverged,
-    build_model,
-    checkpoint_path,
-    last_checkpoint,
-    read_metrics,
-    train,
-)
+from simsiam_collapse.runs import TrainingDiverged, checkpoint_path, last_checkpoint, read_metrics
+from simsiam_collapse.train import build_model, train
 
 # fp32 pinned: tests compare trainings (resumed against whole, two ranks against one process), and only fp32 gives
 # the same arithmetic on every CPU; bf16 has its own test below
@@ -221,12 +215,7 @@ def _two_ranks_in_one_process(cfg, sync_bn=False):
     """What two ranks compute, in one process: each half of every global batch forwarded alone (batch norm per rank),
     the two losses averaged; with `sync_bn`, the whole global batch forwarded at once (batch norm over both halves).
     Returns the weights and each epoch's mean loss and z_std over the steps and ranks."""
-    from simsiam_collapse.train import (
-        TrainingData,
-        build_model,
-        build_optimizer,
-        set_learning_rate,
-    )
+    from simsiam_collapse.train import TrainingData, build_model, build_optimizer, set_learning_rate
     torch.set_num_threads(1)
     cfg = cfg.resolved()
     data = TrainingData.load(cfg)
@@ -516,7 +505,7 @@ def test_the_lock_file_goes_with_its_holder_and_a_waiter_still_excludes_newcomer
     so a third process arriving then is refused rather than let in beside it."""
     import threading
 
-    from simsiam_collapse.train import RunLocked, directory_lock
+    from simsiam_collapse.runs import RunLocked, directory_lock
     first_in, first_may_leave, second_in, second_may_leave = (threading.Event() for _ in range(4))
     def first():
         with directory_lock(tmp_path):
@@ -542,12 +531,12 @@ def test_a_full_disk_is_said_as_such_whatever_the_writer_raises(tmp_path, monkey
     import errno
     import shutil
 
-    from simsiam_collapse.train import _atomic_save
+    from simsiam_collapse.runs import save_atomically
     def fails(*a, **kw): raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 217600")
     monkeypatch.setattr(torch, "save", fails)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 ** 9, 10 ** 9, 0))
-    with pytest.raises(OSError) as e: _atomic_save({}, tmp_path/"epoch_0001.pt")
+    with pytest.raises(OSError) as e: save_atomically({}, tmp_path/"epoch_0001.pt")
     assert e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path/"epoch_0001.pt")
     assert list(tmp_path.iterdir()) == []
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 ** 9, 0, 10 ** 9))
-    with pytest.raises(RuntimeError, match="unexpected pos"): _atomic_save({}, tmp_path/"epoch_0001.pt")
+    with pytest.raises(RuntimeError, match="unexpected pos"): save_atomically({}, tmp_path/"epoch_0001.pt")
