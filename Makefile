@@ -11,7 +11,7 @@ ifneq ($(wildcard ../shared/data),)
 export SIMSIAM_COLLAPSE_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: setup lint test test-slow mutation reproduce export clean
+.PHONY: setup lint test test-slow mutation reproduce results export clean
 
 setup: $(BIN)/.installed
 
@@ -66,6 +66,11 @@ mutation: setup
 # mini trains on CIFAR-10: from ../shared/data when it is there, else downloaded once (170 MB) into ~/.cache/simsiam_collapse.
 reproduce: setup
 	SIMSIAM_COLLAPSE_DOWNLOAD=1 $(BIN)/simsiam-collapse reproduce --scale $(SCALE) --out $(OUT)
+
+# Publish a finished reproduction into the repository (report, per-run CSV, tables, PNG figures, executed notebooks,
+# environment; no checkpoints): results/$(SCALE)/, which the README links.
+results: setup
+	$(BIN)/python -c "from simsiam_collapse.report import publish_results; publish_results('$(OUT)', 'results/$(SCALE)')"
 
 clean:
 	rm -rf $(VENV) *.egg-info _proc _docs

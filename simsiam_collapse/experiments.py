@@ -16,6 +16,7 @@ from pathlib import Path
 from .claims import Check, check_to_dict, CLAIMS, verdict
 from .collapse import save_figure
 from .config import canonical, TrainConfig
+from .report import markdown_table
 from .datasets import DataNotFoundError, load_dataset
 from .evaluate import default_device
 from .runs import environment, write_json
@@ -133,8 +134,7 @@ class Experiment:
         with open(self.out/f"{name}.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore"); w.writeheader(); w.writerows(rows)
         fmt = lambda v: format(v, floatfmt) if isinstance(v, float) else ("" if v is None else str(v))
-        md = "\n".join(["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] +
-                       ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows])
+        md = markdown_table(columns, [[fmt(r.get(c)) for c in columns] for r in rows])
         (self.out/f"{name}.md").write_text(md + "\n")
         return md
 

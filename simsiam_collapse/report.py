@@ -6,14 +6,16 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
 from .claims import merge_claims
 
 # %% auto #0
-__all__ = ['SMOKE_NOTE', 'CURVES', 'experiment_title', 'experiment_order', 'claim_verdicts', 'machine_line', 'markdown_to_html',
-           'notebook_to_html', 'write_report', 'plot_runs']
+__all__ = ['SMOKE_NOTE', 'PUBLISHED', 'CURVES', 'experiment_title', 'experiment_order', 'claim_verdicts', 'machine_line',
+           'markdown_table', 'runs_table', 'write_runs_csv', 'markdown_to_html', 'notebook_to_html', 'write_report',
+           'publish_results', 'plot_runs']
 
 # %% ../nbs/17_report.ipynb #8dab5e16
 def experiment_title(notebook) -> str:
@@ -55,6 +57,38 @@ SMOKE_NOTE = (
     "**Smoke scale: this report checks the plumbing** (every notebook runs, on 8x8 digits and width-4 networks, in "
     "seconds). Its verdicts are not evidence about the paper's claims; `--scale mini` is the smallest scale that is."
 )
+
+# %% ../nbs/17_report.ipynb #71b2d612
+def markdown_table(header, rows) -> str:
+    "A Markdown table: the column names `header`, then `rows` (sequences of cells, each written with `str`)."
+    rows = [list(r) for r in rows]
+    if (bad := next((i for i, r in enumerate(rows) if len(r) != len(header)), None)) is not None:
+        raise ValueError(f"row {bad} has {len(rows[bad])} cells, the header {len(header)}: {rows[bad]!r}")
+    line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"
+    return "\n".join([line(header), "|" + "---|" * len(header), *map(line, rows)])
+
+# %% ../nbs/17_report.ipynb #4d83ac71
+def runs_table(runs_dir) -> list[dict]:
+    """One row per run folder of a run store: its name, state, configuration (`config.json`) and final measures
+    (`eval.json`, without its settings), in name order."""
+    rows = []
+    for run in sorted(p for p in Path(runs_dir).iterdir() if (p/"config.json").exists()):
+        status = json.loads((run/"status.json").read_text()) if (run/"status.json").exists() else {}
+        measures = json.loads((run/"eval.json").read_text()) if (run/"eval.json").exists() else {}
+        measures.pop("settings", None)
+        rows.append({"run": run.name, "state": status.get("state", "unknown"),
+                     **json.loads((run/"config.json").read_text()), **measures})
+    return rows
+
+# %% ../nbs/17_report.ipynb #418c587e
+def write_runs_csv(runs_dir, path) -> Path:
+    "`runs_table(runs_dir)` as a CSV file at `path`; the columns are the union of every row's, in first-seen order."
+    import csv
+    rows = runs_table(runs_dir)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns); w.writeheader(); w.writerows(rows)
+    return Path(path)
 
 # %% ../nbs/17_report.ipynb #6792ffa8
 def markdown_to_html(md, title) -> str:
@@ -104,28 +138,23 @@ def write_report(out, results, scale) -> Path:
     else:
         ordered = sorted(results, key=lambda r: experiment_order(r["experiment"]))
         ran = {r["experiment"].split("_")[0] for r in results if r["status"] == "done"}
-        lines += ["## Headline claims", "",
-                  "| # | claim | verdict | first half of the seeds / second half | evidence |", "|---|---|---|---|---|"]
+        claims = []
         for k, c in claim_verdicts(out, ran).items():
             v = f"**{c['verdict']}**" + (" (smoke: plumbing only)" if smoke else "")
             h = c.get("halves")
             halves = "not judged (fewer than 4 seeds)" if not h else \
                 f"{h[0]} / {h[1]}: {'the same' if h[0] == h[1] else '**they differ**'}"
-            lines.append(f"| {k} | {c['statement']} | {v} | {halves} | "
-                         f"{'<br>'.join(c['evidence']) or 'no experiment ran'} |")
-        lines += [
-            "",
-            "## Experiments",
-            "",
-            "| experiment | status | minutes | executed notebook |",
-            "|---|---|---|---|",
-        ]
-        for r in ordered:
-            link = r.get("html") or r["output"]
-            lines.append(
-                f"| {r.get('title', r['experiment'])} | {r['status']} | {r['seconds'] / 60:.1f} | "
-                f"[{Path(link).name}]({link}) |"
-            )
+            claims.append([k, c["statement"], v, halves, "<br>".join(c["evidence"]) or "no experiment ran"])
+        lines += ["## Headline claims", "", markdown_table(
+            ["#", "claim", "verdict", "first half of the seeds / second half", "evidence"], claims)]
+        experiments = [[r.get("title", r["experiment"]), r["status"], f"{r['seconds'] / 60:.1f}",
+                        f"[{Path(link).name}]({link})"] for r in ordered if (link := r.get("html") or r["output"])]
+        lines += ["", "## Experiments", "",
+                  markdown_table(["experiment", "status", "minutes", "executed notebook"], experiments)]
+        if (out/"runs").is_dir():
+            write_runs_csv(out/"runs", out/"runs.csv")
+            lines += ["", "[runs.csv](runs.csv): every run of the store, one row each, with its configuration and "
+                      "final measures (each seed apart)."]
         for r in ordered:
             exp_id = r["experiment"].split("_")[0]
             lines += ["", f"## {r.get('title', r['experiment'])}", ""]
@@ -137,6 +166,25 @@ def write_report(out, results, scale) -> Path:
     (out/"REPORT.md").write_text(text)
     (out/"index.html").write_text(markdown_to_html(text, f"simsiam_collapse: reproduction ({scale})"))
     return out/"REPORT.md"
+
+# %% ../nbs/17_report.ipynb #da4075d2
+PUBLISHED = ("REPORT.md", "runs.csv", "environment.json", "reproduce.json", "e*/*.png", "e*/*.csv", "e*/*.md",
+             "e*/*.json", "e*_*.ipynb")
+
+def publish_results(out, dest) -> list[Path]:
+    "Copy a reproduction's report, per-run CSV, environment, tables, figures (PNG) and notebooks from `out` to `dest`."
+    import shutil
+    out, dest = Path(out), Path(dest)
+    if not (out/"REPORT.md").exists():
+        raise FileNotFoundError(f"{out}/REPORT.md not found: run `make reproduce` (or `simsiam-collapse reproduce "
+                                f"--out {out}`) first")
+    files = sorted({p for pattern in PUBLISHED for p in out.glob(pattern)})
+    for p in files:
+        (dest/p.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p, dest/p.relative_to(out))
+    report = (dest/"REPORT.md").read_text()
+    (dest/"REPORT.md").write_text(re.sub(r"\b(e\d+_\w+)\.html\b", r"\1.ipynb", report))
+    return [dest/p.relative_to(out) for p in files]
 
 # %% ../nbs/17_report.ipynb #e5a7cce4
 CURVES = (("loss", "training loss"), ("z_std", "std of normalised projections"), ("auc", "collapse AUC (probe set)"),

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from .collapse import OFFICIAL_AUC
 from .config import TrainConfig
+from .report import markdown_table
 
 # %% auto #0
 __all__ = ['PAPER_E1', 'PAPER_TABLE2', 'PAPER_SWITCH', 'ORDERINGS_LEFT_OUT', 'PAPER_E9', 'PAPER_AUC_BY_FRACTION',
@@ -224,24 +225,18 @@ def settings_table(names=("mini", "cpu", "gpu", "paper")) -> str:
             + f", {s.probe_epochs} epochs"
             + (f", {s.eval_train_size} training images" if s.eval_train_size else ""),
         }[key]
-    rows = ["| setting | paper | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
-    rows += [
-        f"| {k.replace('_', ' ')} | {v} | " + " | ".join(str(of(n, k)) for n in names) + " |"
-        for k, v in PAPER_SETTINGS.items()
-    ]
-    return "\n".join(rows)
+    return markdown_table(["setting", "paper", *names],
+                          [[k.replace("_", " "), v, *(of(n, k) for n in names)] for k, v in PAPER_SETTINGS.items()])
 
 # %% ../nbs/13_scales.ipynb #2f32013f
 def scale_table() -> str:
     "The scales as a Markdown table (shown in every experiment notebook)."
-    rows = ["| scale | data | training | final probe | seeds | plan |", "|---|---|---|---|---|---|"]
+    rows = []
     for s in SCALES.values():
         t = ", ".join([f"{k}={v}" for k, v in s.train.items()] + [f"{m}: {o}" for m, o in s.method_train.items()])
         plan = [f"E2 fractions {', '.join(f'{f:g}' for f in s.fractions)}",
                 f"E9 switch points {', '.join(f'{p:g}' for p in s.switch_points)}"]
         plan += [f"{e.upper()} {k}={v}" for e, ps in s.plan.items() for k, v in ps.items()]
-        rows.append(
-            f"| {s.name} | {s.dataset}{' (else ' + s.fallback_dataset + ')' if s.fallback_dataset else ''} | {t} | "
-            f"{s.probe}, {s.probe_epochs} epochs | {len(s.seeds)} | {'; '.join(plan)} |"
-        )
-    return "\n".join(rows)
+        data = s.dataset + (f" (else {s.fallback_dataset})" if s.fallback_dataset else "")
+        rows.append([s.name, data, t, f"{s.probe}, {s.probe_epochs} epochs", len(s.seeds), "; ".join(plan)])
+    return markdown_table(["scale", "data", "training", "final probe", "seeds", "plan"], rows)
