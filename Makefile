@@ -11,7 +11,7 @@ ifneq ($(wildcard ../shared/data),)
 export SIMSIAM_COLLAPSE_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: setup lint test test-slow mutation reproduce results export clean
+.PHONY: setup lint test test-slow mutation reproduce results docs export clean
 
 setup: $(BIN)/.installed
 
@@ -72,5 +72,14 @@ reproduce: setup
 results: setup
 	$(BIN)/python -c "from simsiam_collapse.report import publish_results; publish_results('$(OUT)', 'results/$(SCALE)')"
 
+# The documentation site without Quarto: the library notebooks (through nbdev's processor, for show_doc), the executed
+# notebooks of results/mini and the Markdown pages, as static HTML under _site/ (open _site/index.html); every relative
+# link and image is checked. With Quarto installed, nbdev_docs still builds nbdev's own site.
+docs: setup
+	$(BIN)/nbdev_proc_nbs
+	$(BIN)/python -c "from simsiam_collapse.docs import build_docs, broken_links; \
+	pages = build_docs('_site'); bad = broken_links('_site'); print(len(pages), 'pages in _site/'); \
+	[print('broken link:', page, '->', target) for page, target in bad]; exit(1 if bad else 0)"
+
 clean:
-	rm -rf $(VENV) *.egg-info _proc _docs
+	rm -rf $(VENV) *.egg-info _proc _docs _site
