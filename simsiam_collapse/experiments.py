@@ -16,7 +16,7 @@ from pathlib import Path
 from .claims import Check, check_to_dict, CLAIMS, verdict
 from .collapse import save_figure
 from .config import canonical, TrainConfig
-from .report import markdown_table
+from .report import markdown_table, SMOKE_NOTE
 from .datasets import DataNotFoundError, load_dataset
 from .evaluate import default_device
 from .runs import environment, write_json
@@ -24,7 +24,40 @@ from .scales import SCALES
 from .runner import evaluate_run, run_all, RunStore, train_and_evaluate
 
 # %% auto #0
-__all__ = ['Experiment', 'check_parameters', 'fraction_axis', 'seed_points']
+__all__ = ['COLUMNS', 'column_header', 'table_cell', 'Experiment', 'check_parameters', 'fraction_axis', 'seed_points']
+
+# %% ../nbs/15_experiments.ipynb #f8546a05
+COLUMNS = {  # key: (header, format; "%" writes a fraction as a percentage, None writes the value as it is)
+    "accuracy": ("linear-probe accuracy (%)", ".1f"), "best_accuracy": ("best probe accuracy (%)", ".1f"),
+    "knn": ("kNN top-1 (%)", ".1f"), "auc": ("AUC", ".3f"), "collapse": ("normalised AUC", ".3f"),
+    "rankme": ("RankMe", ".1f"), "loss": ("final loss", ".3f"), "fraction": ("share of the data", "%"),
+    "switch_point": ("switch point (share of training)", "%"), "feature_dim": ("representation dimension", None),
+    "width_mult": ("width", None), "params_m": ("parameters (M)", ".2f"),
+    "paper_repr_dim": ("paper: representation dimension", None), "paper_params_m": ("paper: parameters (M)", ".1f"),
+    "paper_accuracy": ("paper: accuracy (%)", ".1f"), "auc_start": ("AUC at the start", ".3f"),
+    "auc_max": ("highest AUC", ".3f"), "auc_end": ("AUC at the end", ".3f"),
+    "knn_end": ("kNN top-1 at the end (%)", ".1f"),
+    "predicted": ("predicted accuracy (%)", ".1f"), "loo_predicted": ("leave-one-out prediction (%)", ".1f"),
+}
+
+def column_header(key) -> str:
+    "A table's header for column `key`: `COLUMNS`' words, else the key with spaces."
+    return COLUMNS.get(key, (key.replace("_", " "), None))[0]
+
+# %% ../nbs/15_experiments.ipynb #1f7df86f
+def table_cell(key, value, floatfmt=".3f") -> str:
+    "A value of column `key` as a table shows it: `COLUMNS`' format for floats, orderings in words, None empty."
+    if value is None: return ""
+    fmt = COLUMNS.get(key, (None, floatfmt))[1]
+    if isinstance(value, float) and fmt == "%": return f"{100 * value:g} %"
+    if isinstance(value, float) and fmt: return format(value, fmt)
+    return value.replace("_", " ") if key == "ordering" else str(value)
+
+# %% ../nbs/15_experiments.ipynb #0030ba68
+def _show(markdown):
+    "Show Markdown in the notebook (plain text elsewhere)."
+    from IPython.display import Markdown, display
+    display(Markdown(markdown))
 
 # %% ../nbs/15_experiments.ipynb #92d644e4
 class Experiment:
@@ -58,6 +91,7 @@ class Experiment:
         self.seeds = tuple(seeds) if seeds is not None else self.scale.seeds
         self.dataset, self.note = self._resolve_dataset(dataset or self.scale.dataset)
         self.claims, self.rows = [], {}
+        if scale == "smoke": _show(f"> {SMOKE_NOTE}")
         (self.out / "experiment.json").write_text(
             json.dumps(
                 dict(
@@ -129,18 +163,19 @@ class Experiment:
         return [self.run(**o) for o in overrides]
 
     def table(self, rows, columns, name, floatfmt=".3f") -> str:
-        "Write `rows` (dicts) as `name`.csv and `name`.md under the experiment's folder; return the Markdown."
+        """Write `rows` (dicts) as `name`.csv (the keys, full precision) and `name`.md (headers in words, `COLUMNS`'
+        decimals; `floatfmt` for other columns) under the experiment's folder; return the Markdown."""
         import csv
         with open(self.out/f"{name}.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore"); w.writeheader(); w.writerows(rows)
-        fmt = lambda v: format(v, floatfmt) if isinstance(v, float) else ("" if v is None else str(v))
-        md = markdown_table(columns, [[fmt(r.get(c)) for c in columns] for r in rows])
+        md = markdown_table([column_header(c) for c in columns],
+                            [[table_cell(c, r.get(c), floatfmt) for c in columns] for r in rows])
         (self.out/f"{name}.md").write_text(md + "\n")
         return md
 
-    def figure(self, fig, name) -> list[Path]:
-        "Save a matplotlib figure as PNG and PDF under the experiment's folder."
-        return save_figure(fig, self.out/name)
+    def figure(self, fig, name) -> None:
+        "Save a matplotlib figure as PNG and PDF under the experiment's folder (`name`.png, `name`.pdf)."
+        save_figure(fig, self.out/name)
 
     def label(self) -> str:
         "What every figure title says: data set and scale."
@@ -148,7 +183,7 @@ class Experiment:
 
     def claim(self, number, checks: list[Check], halves=None) -> str:
         """Record the checks of headline claim `number` in this experiment (and, from `judge`, those on each half of
-        the seeds); returns their `verdict` (printed with the checks)."""
+        the seeds); returns their `verdict` (`summary` shows it under the notebook's closing section)."""
         if number not in CLAIMS: raise ValueError(f"Unknown claim {number}. Valid: {', '.join(map(str, CLAIMS))}.")
         checks = list(checks)
         if not all(isinstance(c, Check) for c in checks):
@@ -168,7 +203,6 @@ class Experiment:
             self.out / "claims.json",
             dict(experiment=self.id, scale=self.scale.name, dataset=self.dataset, note=self.note, claims=self.claims),
         )
-        print(f"Claim {number} ({v}):" + "".join(f"\n  - {c.line()}" for c in checks))
         return v
 
     def judge(self, rule, rows, **kwargs) -> dict:
@@ -189,10 +223,11 @@ class Experiment:
         return checks
 
     def summary(self, markdown):
-        "The notebook's closing section (ours beside the paper's), kept for REPORT.md."
+        """The notebook's closing section (ours beside the paper's, with the checks), kept for REPORT.md and shown
+        with the verdict of each claim recorded."""
         (self.out/"summary.md").write_text(markdown + "\n")
-        from IPython.display import Markdown, display
-        display(Markdown(markdown))
+        verdicts = {c["claim"]: c["verdict"] for c in self.claims}
+        _show("\n\n".join([markdown, *(f"**Claim {k}: {v}.** {CLAIMS[k]}" for k, v in sorted(verdicts.items()))]))
 
 # %% ../nbs/15_experiments.ipynb #efded538
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}

@@ -54,8 +54,8 @@ def machine_line(out) -> str | None:
             f"{isa}), device {env.get('device')}, precision {env.get('precision')}.")
 
 SMOKE_NOTE = (
-    "**Smoke scale: this report checks the plumbing** (every notebook runs, on 8x8 digits and width-4 networks, in "
-    "seconds). Its verdicts are not evidence about the paper's claims; `--scale mini` is the smallest scale that is."
+    "**Smoke scale: this report checks the plumbing** (every notebook runs, on 8x8 digits and width-4 networks, "
+    "in minutes). Its verdicts are not evidence about the paper's claims; `--scale mini` is the smallest scale that is."
 )
 
 # %% ../nbs/17_report.ipynb #71b2d612
