@@ -164,6 +164,12 @@ class SpectrumAccumulator:
         self.n += len(x)
         return self
 
+    def variances(self) -> torch.Tensor:
+        "Each feature's sample variance over the rows seen (after the L2 normalisation of rows, if set); float64, CPU."
+        if self.n < 2: raise ValueError(f"Need at least 2 feature vectors, got {self.n}.")
+        scatter = self.gram.diagonal() - self.sum ** 2 / self.n
+        return (scatter.clamp_min(0) / (self.n - 1) * 4.0 ** self.exponent).cpu()
+
     def singular_values(self, center=None) -> torch.Tensor:
         """Singular values, descending (float64, on the CPU); `center` overrides the accumulator's setting (e.g. for
         RankMe)."""
