@@ -11,6 +11,9 @@ cfg = config["DEFAULT"]
 for key in "lib_name version description author author_email min_python license git_url".split():
     assert key in cfg, f"settings.ini is missing the setting {key!r}"
 
+experiments = shlex.split(cfg.get("experiments_requirements", ""))
+lightning = shlex.split(cfg.get("lightning_requirements", ""))
+
 setuptools.setup(
     name=cfg["lib_name"],
     version=cfg["version"],
@@ -33,7 +36,10 @@ setuptools.setup(
     include_package_data=True,
     package_data={cfg["lib_name"]: ["reference/*.csv", "reference/*.md"]},
     install_requires=shlex.split(cfg.get("requirements", "")),
-    extras_require={"dev": shlex.split(cfg.get("dev_requirements", "")), "tensorboard": ["tensorboard>=2.10"],
+    extras_require={"experiments": experiments, "lightning": lightning,
+                    # make test and make reproduce: everything, with the tools that check it
+                    "dev": experiments + lightning + shlex.split(cfg.get("dev_requirements", "")),
+                    "tensorboard": ["tensorboard>=2.10"],
                     # mutation testing (`make mutation`), not part of CI
                     "mutation": ["mutmut>=3.8,<4"]},
     python_requires=">=" + cfg["min_python"],
