@@ -47,7 +47,7 @@ __all__ = ['READS_EVERY_RUN', 'CONFIG_GROUPS', 'USER_ERRORS', 'MACHINE_ERRORS', 
 
 # %% ../nbs/18_cli.ipynb #295c8057
 # experiments that read every finished run of the store instead of training their own: they run after all the others
-READS_EVERY_RUN = ("e4",)
+READS_EVERY_RUN = ("e4", "e10")
 
 def experiments_dir() -> Path:
     """The folder of experiment notebooks: `nbs/paper` of the folder the command runs in when it holds them (a clone

@@ -38,6 +38,10 @@ COLUMNS = {  # key: (header, format; "%" writes a fraction as a percentage, None
     "auc_max": ("highest AUC", ".3f"), "auc_end": ("AUC at the end", ".3f"),
     "knn_end": ("kNN top-1 at the end (%)", ".1f"),
     "predicted": ("predicted accuracy (%)", ".1f"), "loo_predicted": ("leave-one-out prediction (%)", ".1f"),
+    "rho_all": ("Spearman with accuracy, all models", ".2f"), "rho_within": ("Spearman within a network (mean)", ".2f"),
+    "loo_r2": ("leave-one-out R², measure alone", ".2f"),
+    "loo_r2_with_loss": ("leave-one-out R², with the loss (SimSiam models)", ".2f"),
+    "fewest_images": ("fewest images that rank the models alike", None),
 }
 
 def column_header(key) -> str:
@@ -176,6 +180,14 @@ class Experiment:
     def figure(self, fig, name) -> None:
         "Save a matplotlib figure as PNG and PDF under the experiment's folder (`name`.png, `name`.pdf)."
         save_figure(fig, self.out/name)
+
+    def finished(self, method=None) -> list:
+        """(config, run folder) of every finished run in the store trained at this scale's settings on this data set
+        (of `method` when given), whichever notebook trained it: what E4 and E10 read."""
+        base = self.config()
+        keys = ("dataset", "train_images", "width", "image_size", "epochs", "batch_size")
+        return [(c, p) for c, p in self.store.finished()
+                if all(getattr(c, k) == getattr(base, k) for k in keys) and method in (None, c.method)]
 
     def label(self) -> str:
         "What every figure title says: data set and scale."
