@@ -23,3 +23,4 @@ def test_readme_package_example_runs():
     exec(compile(code, "README.md", "exec"), env)
     assert env["acc"].n == len(env["train"]) == len(env["features"])
     assert env["view1"].shape == env["view2"].shape and len(env["view1"]) == 256
+    assert [r["step"] for r in env["monitor"].history] == [100, 200, 300]  # the monitor measured on schedule
