@@ -33,12 +33,16 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/codespell
 
-# nbdev_proc_nbs: the notebooks go through nbdev's documentation processor (what nbdev_docs runs before Quarto).
+# nbdev_proc_nbs: the notebooks go through nbdev's documentation processor (what nbdev_docs runs before Quarto). Called
+# without its Quarto check: where Quarto is missing, nbdev_proc_nbs tries to install it (sudo) and then runs
+# `pip install -e .[dev]` with the first pip on PATH, which can be the system's, outside the virtual environment.
+PROC_NBS = $(BIN)/python -c "import nbdev.quarto as q; q._ensure_quarto = lambda: None; q._pre_docs()"
+
 # It leaves the working tree as it found it (git status before and after; sidebar.yml is hand-kept: custom_sidebar).
 test: setup export lint
 	@git status --porcelain > .test-before 2>/dev/null || true
 	$(BIN)/nbdev_test --n_workers 2
-	$(BIN)/nbdev_proc_nbs
+	$(PROC_NBS)
 	$(BIN)/python -m pytest -m "not slow and not package_checks" tests
 	@git status --porcelain 2>/dev/null | diff .test-before - > /dev/null || { echo "make test changed the working \
 	tree (git status before, after):"; git status --porcelain | diff .test-before -; rm -f .test-before; exit 1; }
@@ -76,7 +80,7 @@ results: setup
 # notebooks of results/mini and the Markdown pages, as static HTML under _site/ (open _site/index.html); every relative
 # link and image is checked. With Quarto installed, nbdev_docs still builds nbdev's own site.
 docs: setup
-	$(BIN)/nbdev_proc_nbs
+	$(PROC_NBS)
 	$(BIN)/python -c "from simsiam_collapse.docs import build_docs, broken_links; \
 	pages = build_docs('_site'); bad = broken_links('_site'); print(len(pages), 'pages in _site/'); \
 	[print('broken link:', page, '->', target) for page, target in bad]; exit(1 if bad else 0)"

@@ -115,6 +115,8 @@ def _sections(root, results) -> dict:
     return {"simsiam_collapse": [(t, s) for t, s in project if Path(root, s).exists()],
             "Library": [("Overview", "nbs/index.ipynb")]
             + [(f"{p.name[:2]} {experiment_title(p)}", rel(p)) for p in lib],
+            "Tutorials": [(experiment_title(p).removeprefix("Tutorial: "), rel(p))
+                          for p in sorted(Path(root, "nbs/tutorials").glob("*.ipynb"))],
             "Experiments (mini, executed)": [(experiment_title(p), rel(p)) for p in exps]
             + ([("The mini-scale study", rel(study))] if study.exists() else [])}
 

@@ -16,6 +16,7 @@ def test_the_site_has_every_page_and_no_broken_link(tmp_path):
     sources = ["README.md", "GUIDE.md", "results/mini/REPORT.md", "nbs/index.ipynb"]
     sources += [str(p.relative_to(ROOT)) for p in ROOT.glob("nbs/[0-9][0-9]_*.ipynb")]
     sources += [str(p.relative_to(ROOT)) for p in ROOT.glob("results/mini/e*_*.ipynb")]
+    sources += [str(p.relative_to(ROOT)) for p in ROOT.glob("nbs/tutorials/*.ipynb")]
     assert len(sources) > 25 and {page_path(s) for s in sources} <= pages
     assert broken_links(site) == []
     # in a browser (headless Chromium; skipped without it): the report's figures and an executed notebook's load
