@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from .augment import BatchAugment, ViewRecipe, eval_transform
 from .collapse import SpectrumAccumulator
+from .datasets import ImageDataset, StreamingImageFolder
 from .optim import LARC, learning_rate
 
 # %% auto #0
@@ -35,7 +36,7 @@ def _our_batches(ds, batch_size, indices, image_size, device):
     if n == 0: raise ValueError("No images to extract features from: `indices` is empty.")
     order = torch.arange(len(ds)) if indices is None else torch.as_tensor(indices)
     for start, (images, _) in zip(range(0, n, batch_size), ds.batches(batch_size, indices)):
-        sizes = ds.sizes[order[start:start + len(images)]] if hasattr(ds, "sizes") else None
+        sizes = ds.sizes[order[start:start + len(images)]] if isinstance(ds, StreamingImageFolder) else None
         yield eval_transform(images.to(device, non_blocking=True), image_size, ds.mean, ds.std, sizes=sizes)
 
 # %% ../nbs/05_evaluate.ipynb #5d79079a
@@ -67,7 +68,7 @@ def extract_features(backbone, ds, *, batch_size=512, device=None, image_size=No
     your own inputs, transformed already: a tensor, a `Dataset` or a `DataLoader` (items or batches: inputs, or
     (inputs, labels))."""
     device = default_device(device)
-    ours = hasattr(ds, "batches")
+    ours = isinstance(ds, (ImageDataset, StreamingImageFolder))
     if not ours and (indices is not None or image_size is not None):
         raise ValueError("indices and image_size apply to this package's data sets; with your own data, select and "
                          "transform the inputs before passing them (a Subset, your DataLoader's transform).")
@@ -191,7 +192,7 @@ def linear_probe(backbone, train_ds, test_ds, *, epochs=90, batch_size=256, lr=N
     @torch.no_grad()
     def features_of(idx, _):
         images, _ = train_ds.batch(idx)
-        if hasattr(train_ds, "sizes"):  # streamed: crops drawn in the original images' geometry
+        if isinstance(train_ds, StreamingImageFolder):  # crops drawn in the original images' geometry
             x = augment.apply(
                 images.to(device), augment.sample(len(images), *train_ds.sizes[idx].unbind(1), generator=g)
             )

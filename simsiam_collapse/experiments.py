@@ -21,7 +21,7 @@ from .datasets import DataNotFoundError, load_dataset
 from .evaluate import default_device
 from .runs import environment, write_json
 from .scales import SCALES
-from .runner import evaluate_run, run_all, RunStore, train_and_evaluate
+from .runner import run_all, RunStore, train_and_evaluate
 
 # %% auto #0
 __all__ = ['COLUMNS', 'column_header', 'table_cell', 'Experiment', 'check_parameters', 'fraction_axis', 'seed_points']
@@ -146,8 +146,9 @@ class Experiment:
     def run(self, **overrides) -> dict:
         "Train (or reuse) the run of `config(**overrides)`, evaluate it, return one row: its settings and results."
         cfg = self.config(**overrides)
-        run_dir = Path(train_and_evaluate(self.store.root, cfg, self.scale, self.device, self.data_root, self.progress))
-        result = evaluate_run(run_dir, self.scale, self.device, self.data_root)  # cached
+        run_dir, result = train_and_evaluate(self.store.root, cfg, self.scale, self.device, self.data_root,
+                                             self.progress)
+        run_dir = Path(run_dir)
         return dict(backbone=cfg.backbone, method=cfg.method, ordering=cfg.ordering, fraction=cfg.fraction,
                     switch_epoch=cfg.switch_epoch, seed=cfg.seed, run=run_dir.name,
                     **{k: v for k, v in result.items() if k != "settings"})

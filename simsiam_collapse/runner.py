@@ -172,13 +172,12 @@ def _torch_threads(n):
 # %% ../nbs/14_runner.ipynb #685ff226
 def train_and_evaluate(
     store_root, cfg: TrainConfig, scale: Scale, device="auto", data_root=None, progress=False
-) -> str:
+) -> tuple[str, dict]:
     """Train (or reuse) `cfg` in the run store at `store_root` and measure it; the job of one worker. Returns the run
-    directory."""
+    directory and its measurements."""
     with _torch_threads(scale.threads):
         run_dir = RunStore(store_root).get(cfg, progress)
-        evaluate_run(run_dir, scale, device, data_root)
-    return str(run_dir)
+        return str(run_dir), evaluate_run(run_dir, scale, device, data_root)
 
 # %% ../nbs/14_runner.ipynb #c3bc77e1
 def _say_progress(store, done, total, t0, what=None):
