@@ -25,7 +25,7 @@ from tqdm import tqdm
 import simsiam_collapse
 
 from .datasets import DATASET_NAMES, DOWNLOAD_ENV, ImageReadError, load_dataset, resolve_data_root
-from .config import resolve_precision, run_name, TrainConfig
+from .config import field_kind, KIND_WORDS, resolve_precision, run_name, TrainConfig
 from .evaluate import default_device
 from .report import experiment_order, experiment_title, notebook_to_html, plot_runs, write_report
 from simsiam_collapse.runs import (
@@ -197,16 +197,14 @@ def _data_command(args):
 # %% ../nbs/18_cli.ipynb #0638cdf4
 def _value_parser(annotation):
     "An argparse `type` for a `TrainConfig` field's annotation: int, float or str, and 'none' for an optional one."
-    kind = annotation.split(" |")[0]
+    kind, optional = field_kind(annotation)
     convert = {"int": int, "float": float}.get(kind, str)
     def parse(text):
-        if "None" in annotation and text.lower() == "none": return None
+        if optional and text.lower() == "none": return None
         try:
             return convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not {'an integer' if kind == 'int' else 'a number'}"
-            ) from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {KIND_WORDS[kind]}") from None
     parse.__name__ = kind
     return parse
 

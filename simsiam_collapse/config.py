@@ -20,8 +20,18 @@ from .models import PRESETS, STEMS
 from .orderings import STRATEGIES, check_ordering
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'OPTIMIZERS', 'LR_SCHEDULES', 'METHOD_DEFAULTS', 'KEY_VERSION', 'TrainConfig', 'canonical', 'run_name',
-           'resolve_precision']
+__all__ = ['KIND_WORDS', 'PRECISIONS', 'OPTIMIZERS', 'LR_SCHEDULES', 'METHOD_DEFAULTS', 'KEY_VERSION', 'field_kind',
+           'TrainConfig', 'canonical', 'run_name', 'resolve_precision']
+
+# %% ../nbs/08_config.ipynb #cd5b9c76
+KIND_WORDS = {"int": "an integer", "float": "a number", "bool": "a bool", "str": "a str"}
+
+def field_kind(annotation: str) -> tuple[str, bool]:
+    "A `TrainConfig` field's annotation as (its type: int, float, bool or str; whether None is allowed)."
+    parts = [p.strip() for p in str(annotation).split("|")]
+    if parts[0] not in KIND_WORDS:
+        raise ValueError(f"Unsupported field annotation {annotation!r}: expected {', '.join(KIND_WORDS)}, or None.")
+    return parts[0], "None" in parts[1:]
 
 # %% ../nbs/08_config.ipynb #4458a1c6
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -116,17 +126,12 @@ class TrainConfig:
         "Raise a ValueError naming the first bad value and what would be valid."
         def bad(name, valid): raise ValueError(f"{name}={getattr(self, name)!r} is not valid: {valid}.")
         for f in dataclasses.fields(self):  # types first: a string or a bool must not reach a comparison
-            v, kind = getattr(self, f.name), f.type.split(" |")[0]
-            if v is None and "None" in f.type: continue
+            v, (kind, optional) = getattr(self, f.name), field_kind(f.type)
+            if v is None and optional: continue
             ok = {"int": lambda: isinstance(v, int) and not isinstance(v, bool),
                   "float": lambda: isinstance(v, (int, float)) and not isinstance(v, bool),
                   "bool": lambda: isinstance(v, bool), "str": lambda: isinstance(v, str)}[kind]()
-            if not ok:
-                bad(
-                    f.name,
-                    f"{'an integer' if kind == 'int' else 'a number' if kind == 'float' else 'a ' + kind}"
-                    f"{' or None' if 'None' in f.type else ''}",
-                )
+            if not ok: bad(f.name, KIND_WORDS[kind] + (" or None" if optional else ""))
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) is not None and getattr(self, f.name) not in choices and not \
