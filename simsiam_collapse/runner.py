@@ -208,8 +208,8 @@ def run_all(
 ) -> list[Path]:
     """Train and evaluate every config of `cfgs` that is not finished and measured, `jobs` at a time (default:
     `default_jobs`), longest first (`training_cost`), single-pass runs before the hybrids that continue them; one line
-    per finished run with the time left. Returns the run folders."""
-    cfgs = [canonical(c) for c in cfgs]
+    per finished run with the time left. Returns the run folders (a run's name is its canonical form's, and RunStore.get
+    trains that form: the configurations need not be canonical)."""
     pending = list(
         {store.path(c): c for c in cfgs if not (store.is_done(c) and cached_evaluation(store.path(c), scale))}.values()
     )
