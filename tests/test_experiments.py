@@ -67,6 +67,21 @@ def test_notebook_runs_at_smoke_scale_and_writes_its_outputs(exp_id, smoke_dir):
         assert {p.stem for p in folder.glob("*.csv")} == {p.stem for p in folder.glob("*.md")} - {"summary"}
 
 
+@pytest.mark.slow
+def test_e10_measures_every_run_of_the_store(smoke_dir):
+    "E10 (beyond the paper, no claim) reads every finished run the other notebooks left and measures each."
+    for exp_id in ("e2", "e6"): _execute(exp_id, smoke_dir)  # runs to read (the smoke store may be fresh)
+    folder = _execute("e10", smoke_dir)
+    models = (folder/"e10_models.csv").read_text().splitlines()
+    finished = [p for p in (smoke_dir/"runs").iterdir() if (p/"eval.json").exists()]
+    assert len(models) - 1 == len(finished) >= 4
+    table = (folder/"e10_measures.csv").read_text()
+    for measure in ("AUC (the paper's)", "RankMe", "alpha-ReQ", "LiDAR", "NESum", "effective rank"):
+        assert measure in table
+    assert (folder/"e10_measures.png").exists() and (folder/"e10_measures.pdf").exists()
+    assert not (folder/"claims.json").exists()  # it bears on no headline claim
+
+
 def test_an_injected_parameter_changes_the_result(smoke_dir, tmp_path):
     _execute("e2", tmp_path, seeds=[7], architectures=["resnet18"], fractions=[0.1, 1.0])
     runs = sorted(p.name for p in (tmp_path/"runs").iterdir())
