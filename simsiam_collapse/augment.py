@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['RECIPES', 'resize_center_crop', 'resize_center_crop_image', 'squash', 'ViewRecipe', 'blur_kernel_size',
+__all__ = ['RECIPES', 'resize_center_crop', 'resize_center_crop_image', 'squash', 'ViewRecipe', 'blur_kernel_size', 'affine_crop',
            'BatchAugment', 'TwoViewAugment', 'eval_transform', 'reference_view_transform', 'ReferenceTwoViews']
 
 # %% ../nbs/01_augment.ipynb #07917cdb
@@ -131,6 +131,15 @@ def _gaussian_blur(x, sigma, kernel_size):
     y = F.conv2d(y, k.view(n * c, 1, kernel_size, 1), groups=n * c)
     return y.view(n, c, h, w)
 
+# %% ../nbs/01_augment.ipynb #7b41e5d9
+def affine_crop(images, scale_x, scale_y, shift_x, shift_y, image_size) -> torch.Tensor:
+    """`image_size`-square float crops in [0, 1] of uint8 `images` (N x C x H x W): per image a scale and shift of
+    `affine_grid`'s [-1, 1] coordinates (a negative `scale_x` mirrors), sampled bilinearly, the border repeated."""
+    zero = torch.zeros_like(scale_x)
+    theta = torch.stack([torch.stack([scale_x, zero, shift_x], 1), torch.stack([zero, scale_y, shift_y], 1)], 1)
+    grid = F.affine_grid(theta, (len(images), images.shape[1], image_size, image_size), align_corners=False)
+    return F.grid_sample(images.float().div_(255), grid, mode="bilinear", padding_mode="border", align_corners=False)
+
 # %% ../nbs/01_augment.ipynb #d9290054
 class BatchAugment:
     "One view's augmentation of a whole uint8 batch, per-image random parameters, on the batch's device."
@@ -185,13 +194,9 @@ class BatchAugment:
         # boxes in the original image's pixels
         if "frame" in p: height, width = p["frame"].to(dev, torch.float32).unbind(1)
         sx = torch.where(p["flip"].to(dev), -1.0, 1.0) * w / width
-        zero = torch.zeros_like(sx)
-        theta = torch.stack([torch.stack([sx, zero, (2 * left + w) / width - 1], 1),
-                             torch.stack([zero, h / height, (2 * top + h) / height - 1], 1)], 1)
-        grid = F.affine_grid(theta, (n, c, self.image_size, self.image_size), align_corners=False)
         # torchvision's resized crop inside the box; at the box's edge bilinear sampling reads the image just outside it
         # (torchvision clamps to the box): a crop's outer ring of pixels blends in the neighbours outside the box
-        x = F.grid_sample(images.float().div_(255), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        x = affine_crop(images, sx, h / height, (2 * left + w) / width - 1, (2 * top + h) / height - 1, self.image_size)
         jitter, order, factors = p["jitter"].to(dev), p["jitter_order"].to(dev), p["factors"].to(dev, torch.float32)
         for step in range(4):
             for op in range(4):
@@ -233,10 +238,7 @@ def eval_transform(images, image_size=None, mean=(0.5,), std=(0.25,), crop_fract
     else:
         H, W = torch.as_tensor(sizes, dtype=torch.float32, device=images.device).unbind(1)
         side = torch.minimum(H, W) * crop_fraction  # the crop, in original pixels
-        zero = torch.zeros_like(side)
-        theta = torch.stack([torch.stack([side / W, zero, zero], 1), torch.stack([zero, side / H, zero], 1)], 1)
-        grid = F.affine_grid(theta, (len(images), images.shape[1], image_size, image_size), align_corners=False)
-        x = F.grid_sample(images.float().div_(255), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        x = affine_crop(images, side / W, side / H, torch.zeros_like(side), torch.zeros_like(side), image_size)
     mean, std = (
         torch.tensor(mean, device=x.device).view(1, -1, 1, 1),
         torch.tensor(std, device=x.device).view(1, -1, 1, 1),
