@@ -2,6 +2,8 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 from browser import images_loaded  # noqa: E402
 
@@ -10,16 +12,24 @@ from simsiam_collapse.docs import broken_links, build_docs, page_path  # noqa: E
 ROOT = Path(__file__).parents[1]
 
 
-def test_the_site_has_every_page_and_no_broken_link(tmp_path):
-    site = tmp_path/"site"
-    pages = {str(p.relative_to(site)) for p in build_docs(site, ROOT)}
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    site = tmp_path_factory.mktemp("docs")/"site"
+    return site, {str(p.relative_to(site)) for p in build_docs(site, ROOT)}
+
+
+def test_the_site_has_every_page_and_no_broken_link(site):
+    site, pages = site
     sources = ["README.md", "GUIDE.md", "results/mini/REPORT.md", "nbs/index.ipynb"]
-    sources += [str(p.relative_to(ROOT)) for p in ROOT.glob("nbs/[0-9][0-9]_*.ipynb")]
-    sources += [str(p.relative_to(ROOT)) for p in ROOT.glob("results/mini/e*_*.ipynb")]
-    sources += [str(p.relative_to(ROOT)) for p in ROOT.glob("nbs/tutorials/*.ipynb")]
+    for pattern in ("nbs/[0-9][0-9]_*.ipynb", "results/mini/e*_*.ipynb", "nbs/tutorials/*.ipynb"):
+        sources += [str(p.relative_to(ROOT)) for p in ROOT.glob(pattern)]
     assert len(sources) > 25 and {page_path(s) for s in sources} <= pages
     assert broken_links(site) == []
-    # in a browser (headless Chromium; skipped without it): the report's figures and an executed notebook's load
+
+
+def test_the_pages_show_their_figures_in_a_browser(site):
+    "Headless Chromium (skipped without it): the report's figures and an executed notebook's load."
+    site, _ = site
     for page in ("results/mini/REPORT.html", "results/mini/e6_orderings.html", "index.html"):
         loaded = images_loaded(site/page)
         assert loaded or page == "index.html", f"{page} shows no image"  # the report and the notebook have figures
