@@ -12,12 +12,11 @@ import re
 import shutil
 from pathlib import Path
 
-from .report import experiment_title, markdown_to_html
+from .report import experiment_title, markdown_title, markdown_to_html
 
 # %% auto #0
 __all__ = ['EXTERNAL', 'TAG', 'LINK', 'PANDOC_ATTRIBUTES', 'MARKDOWN_PAGES', 'page_path', 'site_link', 'rewrite_links',
-           'relative_links', 'nav_html', 'with_nav', 'notebook_page', 'build_docs', 'experiment_title_md',
-           'broken_links']
+           'relative_links', 'nav_html', 'with_nav', 'notebook_page', 'build_docs', 'broken_links']
 
 # %% ../nbs/19_docs.ipynb #9e6631a2
 def page_path(path) -> str:
@@ -140,7 +139,7 @@ def build_docs(dest="_site", root=".", results="results/mini") -> list[Path]:
         processed = root/"_proc"/Path(source).relative_to("nbs") if source.startswith("nbs/") else None
         if source.endswith(".md"):
             text = (root/source).read_text()
-            page = markdown_to_html(text, experiment_title_md(text) or source)
+            page = markdown_to_html(text, markdown_title(text) or source)
         else:
             cells = json.loads((root/source).read_text())["cells"]
             first = next((c for c in cells if c["cell_type"] == "markdown"), None)
@@ -152,11 +151,6 @@ def build_docs(dest="_site", root=".", results="results/mini") -> list[Path]:
         _copy_assets(page, source, root, dest)
         written.append(target)
     return written
-
-# %% ../nbs/19_docs.ipynb #5e34e19f
-def experiment_title_md(text) -> str | None:
-    "The first `# ` heading of a Markdown text, or None."
-    return m[1].strip() if (m := re.search(r"^# (.+)$", text, flags=re.M)) else None
 
 # %% ../nbs/19_docs.ipynb #da1723fc
 def broken_links(site) -> list[tuple[str, str]]:

@@ -10,7 +10,8 @@ import math
 import torch
 
 from simsiam_collapse.collapse import (
-    _check_spectrum, _to_tensor, collapse_auc, normalized_auc, rankme, singular_values, std_of_l2_normalized,
+    FLOAT32_FLOOR, _check_spectrum, _to_tensor, collapse_auc, normalized_auc, rankme, singular_values,
+    std_of_l2_normalized,
 )
 
 # %% auto #0
@@ -40,10 +41,14 @@ def nesum(eigenvalues) -> float:
 # %% ../nbs/20_measures.ipynb #6933984c
 def alpha_req(eigenvalues, fit_range=None) -> float:
     """Power-law decay alpha of the covariance eigenvalues (descending), fitted in log-log over the 0-based indices
-    `fit_range` (default: 10 up to min(100, d - 1); 1 up to d - 1 when d <= 20), weighted by 1/i."""
+    `fit_range` (default: 10 up to min(100, d - 1), 1 up to d - 1 when d <= 20, d the resolved eigenvalues), weighted
+    by 1/i."""
     lam = _check_spectrum(eigenvalues)
-    d = len(lam)
+    # by default the fit stays on the resolved part of the spectrum: with fewer images than dimensions, or after
+    # collapse, the tail is zeros and float32 dust (below FLOAT32_FLOOR of the largest singular value)
+    d = int((lam > lam[0] * FLOAT32_FLOOR ** 2).sum()) if lam[0] > 0 else 0
     if fit_range is None: fit_range = range(10, min(100, d - 1)) if d > 20 else range(1, d - 1)
+    d = len(lam)
     idx = torch.as_tensor(list(fit_range), dtype=torch.long)
     if len(idx) < 2 or idx.max() >= d:
         raise ValueError(f"fit_range {list(fit_range)[:3]}... needs at least 2 indices below d = {d}.")

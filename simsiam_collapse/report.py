@@ -11,22 +11,25 @@ import time
 from pathlib import Path
 
 from .claims import merge_claims
+from .runs import run_status
 
 # %% auto #0
-__all__ = ['SMOKE_NOTE', 'PUBLISHED', 'CURVES', 'experiment_title', 'experiment_order', 'claim_verdicts', 'machine_line',
-           'markdown_table', 'runs_table', 'write_runs_csv', 'markdown_to_html', 'notebook_to_html', 'write_report',
-           'publish_results', 'plot_runs']
+__all__ = ['SMOKE_NOTE', 'PUBLISHED', 'CURVES', 'markdown_title', 'experiment_title', 'experiment_order', 'claim_verdicts',
+           'machine_line', 'markdown_table', 'runs_table', 'write_runs_csv', 'markdown_to_html', 'notebook_to_html',
+           'write_report', 'publish_results', 'plot_runs']
+
+# %% ../nbs/17_report.ipynb #a811a12f
+def markdown_title(text) -> str | None:
+    "The first `# ` heading of Markdown `text`, without the #; None without one."
+    return m[1].strip() if (m := re.search(r"^# (.+)$", text, flags=re.M)) else None
 
 # %% ../nbs/17_report.ipynb #8dab5e16
 def experiment_title(notebook) -> str:
     "The first Markdown heading of a notebook (`# E6: Table 2, data orderings`), without the #."
     import nbformat
     nb = nbformat.read(str(notebook), as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            for line in cell.source.splitlines():
-                if line.startswith("# "): return line[2:].strip()
-    return Path(notebook).stem
+    titles = (markdown_title(c.source) for c in nb.cells if c.cell_type == "markdown")
+    return next((t for t in titles if t), Path(notebook).stem)
 
 # %% ../nbs/17_report.ipynb #2adab6c8
 def experiment_order(name) -> tuple:
@@ -73,10 +76,9 @@ def runs_table(runs_dir) -> list[dict]:
     (`eval.json`, without its settings), in name order."""
     rows = []
     for run in sorted(p for p in Path(runs_dir).iterdir() if (p/"config.json").exists()):
-        status = json.loads((run/"status.json").read_text()) if (run/"status.json").exists() else {}
         measures = json.loads((run/"eval.json").read_text()) if (run/"eval.json").exists() else {}
         measures.pop("settings", None)
-        rows.append({"run": run.name, "state": status.get("state", "unknown"),
+        rows.append({"run": run.name, "state": run_status(run) or "unknown",
                      **json.loads((run/"config.json").read_text()), **measures})
     return rows
 
