@@ -6,16 +6,20 @@
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
 from simsiam_collapse.collapse import (
-    FLOAT32_FLOOR, _check_spectrum, _to_tensor, collapse_auc, normalized_auc, rankme, singular_values,
+    FLOAT32_FLOOR, _check_finite, _check_spectrum, _to_tensor, collapse_auc, normalized_auc, rankme, singular_values,
     std_of_l2_normalized,
 )
 
 # %% auto #0
-__all__ = ['covariance_eigenvalues', 'effective_rank', 'nesum', 'alpha_req', 'lidar_matrix', 'lidar', 'label_free_measures']
+__all__ = ['ALPHA_REQ_MIN_RESOLVED', 'MEASURES', 'covariance_eigenvalues', 'effective_rank', 'nesum', 'UndefinedMeasure',
+           'UndefinedMeasureWarning', 'alpha_req', 'lidar_matrix', 'lidar', 'Spectra', 'label_free_measures']
 
 # %% ../nbs/20_measures.ipynb #077913e6
 def covariance_eigenvalues(features) -> torch.Tensor:
@@ -38,16 +42,31 @@ def nesum(eigenvalues) -> float:
     lam = _check_spectrum(eigenvalues)
     return 0.0 if lam[0] == 0 else (lam / lam[0]).sum().item()
 
+# %% ../nbs/20_measures.ipynb #c34a3470
+class UndefinedMeasure(ValueError):
+    "A measure that has no value on these features (e.g. alpha-ReQ of a rank-3 representation); the message says why."
+
+class UndefinedMeasureWarning(UserWarning):
+    "`label_free_measures` reported a measure as NaN: the warning gives the measure and the reason."
+
 # %% ../nbs/20_measures.ipynb #6933984c
+ALPHA_REQ_MIN_RESOLVED = 4  # the default fit leaves out the first eigenvalue and the last: 2 points need 4
+
 def alpha_req(eigenvalues, fit_range=None) -> float:
     """Power-law decay alpha of the covariance eigenvalues (descending), fitted in log-log over the 0-based indices
     `fit_range` (default: 10 up to min(100, d - 1), 1 up to d - 1 when d <= 20, d the resolved eigenvalues), weighted
-    by 1/i."""
+    by 1/i. Raises `UndefinedMeasure` when fewer than 4 eigenvalues are resolved (a collapsed representation)."""
     lam = _check_spectrum(eigenvalues)
     # by default the fit stays on the resolved part of the spectrum: with fewer images than dimensions, or after
     # collapse, the tail is zeros and float32 dust (below FLOAT32_FLOOR of the largest singular value)
-    d = int((lam > lam[0] * FLOAT32_FLOOR ** 2).sum()) if lam[0] > 0 else 0
-    if fit_range is None: fit_range = range(10, min(100, d - 1)) if d > 20 else range(1, d - 1)
+    resolved = int((lam > lam[0] * FLOAT32_FLOOR ** 2).sum()) if lam[0] > 0 else 0
+    if fit_range is None:
+        if resolved < ALPHA_REQ_MIN_RESOLVED:
+            raise UndefinedMeasure(
+                f"alpha-ReQ is undefined: {resolved} of {len(lam)} covariance eigenvalues are resolved (above "
+                f"{FLOAT32_FLOOR ** 2:g} of the largest), and its power-law fit needs at least "
+                f"{ALPHA_REQ_MIN_RESOLVED}: the representation has collapsed to rank {resolved}.")
+        fit_range = range(10, min(100, resolved - 1)) if resolved > 20 else range(1, resolved - 1)
     d = len(lam)
     idx = torch.as_tensor(list(fit_range), dtype=torch.long)
     if len(idx) < 2 or idx.max() >= d:
@@ -65,13 +84,16 @@ def lidar_matrix(views, delta=1e-6) -> torch.Tensor:
     Sigma_w^(-1/2) Sigma_b Sigma_w^(-1/2), Sigma_b the covariance of the view means (over N), Sigma_w the mean
     covariance of the views around their image's mean (over N K) plus `delta` I."""
     z = _to_tensor(views)
-    if z.ndim != 3 or z.shape[1] < 2:
-        raise ValueError(f"LiDAR needs an N x K x d tensor with K >= 2 views per image, got shape {tuple(z.shape)}.")
+    if z.ndim != 3 or z.shape[0] < 2 or z.shape[1] < 2 or z.shape[2] < 1:
+        raise ValueError(f"LiDAR needs an N x K x d tensor with N >= 2 images, K >= 2 views per image and d >= 1, "
+                         f"got shape {tuple(z.shape)}.")
+    if not delta > 0: raise ValueError(f"delta={delta!r} is not valid: a positive number (it keeps Sigma_w invertible).")
+    _check_finite(z, "LiDAR's view features")
     n, k, d = z.shape
     means = z.mean(1)
     between = (means - means.mean(0)).T @ (means - means.mean(0)) / n
     around = (z - means[:, None]).reshape(n * k, d)
-    within = around.T @ around / (n * k) + delta * torch.eye(d, dtype=z.dtype)
+    within = around.T @ around / (n * k) + delta * torch.eye(d, dtype=z.dtype, device=z.device)
     lam, vecs = torch.linalg.eigh(within)
     inv_sqrt = vecs @ torch.diag(lam.rsqrt()) @ vecs.T
     return inv_sqrt @ between @ inv_sqrt
@@ -83,15 +105,42 @@ def lidar(views, delta=1e-6, eps=1e-7) -> float:
     return rankme(lam, eps)
 
 # %% ../nbs/20_measures.ipynb #3584d238
+class Spectra(NamedTuple):
+    "What every label-free measure reads from N x d features, computed once."
+    features: torch.Tensor  # N x d, float64
+    centred: torch.Tensor  # singular values of the column-centred features (the paper's AUC reads these)
+    raw: torch.Tensor  # singular values of the features as they are (RankMe, as published)
+    eigenvalues: torch.Tensor  # covariance eigenvalues: centred singular values squared / (N - 1)
+
+    @classmethod
+    def of(cls, features) -> Spectra:
+        "The spectra of N x d `features` (a tensor or array; N >= 2, finite)."
+        x = _to_tensor(features)
+        s = singular_values(x)
+        return cls(x, s, singular_values(x, center=False), s ** 2 / (len(x) - 1))
+
+# name -> function of the `Spectra`: one entry per measure (its docs and limit: the function's)
+MEASURES: dict[str, Callable[[Spectra], float]] = dict(
+    auc=lambda sp: collapse_auc(sp.centred),
+    normalized_auc=lambda sp: normalized_auc(collapse_auc(sp.centred), len(sp.centred)),
+    rankme=lambda sp: rankme(sp.raw),
+    effective_rank=lambda sp: effective_rank(sp.centred),
+    nesum=lambda sp: nesum(sp.eigenvalues),
+    alpha_req=lambda sp: alpha_req(sp.eigenvalues),
+    std_l2=lambda sp: std_of_l2_normalized(sp.features),
+)
+
+# %% ../nbs/20_measures.ipynb #fdf9eab6
 def label_free_measures(features, views=None) -> dict:
-    """Every label-free measure of N x d `features`: the paper's AUC and its normalised form, RankMe, effective rank,
-    NESum, alpha-ReQ and the std of l2-normalised features; LiDAR too given `views` (N' x K x d)."""
-    x = _to_tensor(features)
-    s = singular_values(x)
-    eig = s ** 2 / (len(x) - 1)
-    auc = collapse_auc(s)
-    out = dict(auc=auc, normalized_auc=normalized_auc(auc, len(s)), rankme=rankme(singular_values(x, center=False)),
-               effective_rank=effective_rank(s), nesum=nesum(eig), alpha_req=alpha_req(eig),
-               std_l2=std_of_l2_normalized(x), feature_dim=len(s))
+    """Every measure of `MEASURES` on N x d `features`, and `feature_dim`; LiDAR too given `views` (N' x K x d). A
+    measure without a value on these features (`UndefinedMeasure`) is NaN, with an `UndefinedMeasureWarning` giving
+    the reason; the others are kept."""
+    sp = Spectra.of(features)
+    out, undefined = {}, []
+    for name, measure in MEASURES.items():
+        try: out[name] = measure(sp)
+        except UndefinedMeasure as e: out[name], undefined = math.nan, undefined + [f"{name}: {e}"]
+    out["feature_dim"] = len(sp.centred)
     if views is not None: out["lidar"] = lidar(views)
+    if undefined: warnings.warn("; ".join(undefined), UndefinedMeasureWarning, stacklevel=2)
     return out
