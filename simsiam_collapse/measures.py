@@ -87,7 +87,7 @@ def lidar_matrix(views, delta=1e-6) -> torch.Tensor:
     if z.ndim != 3 or z.shape[0] < 2 or z.shape[1] < 2 or z.shape[2] < 1:
         raise ValueError(f"LiDAR needs an N x K x d tensor with N >= 2 images, K >= 2 views per image and d >= 1, "
                          f"got shape {tuple(z.shape)}.")
-    if not delta > 0: raise ValueError(f"delta={delta!r} is not valid: a positive number (it keeps Sigma_w invertible).")
+    if not delta > 0: raise ValueError(f"delta={delta!r} is not valid: a positive number (keeps Sigma_w invertible).")
     _check_finite(z, "LiDAR's view features")
     n, k, d = z.shape
     means = z.mean(1)

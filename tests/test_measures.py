@@ -9,8 +9,15 @@ import torch
 
 from simsiam_collapse.collapse import collapse_auc, rankme, singular_values
 from simsiam_collapse.measures import (
-    ALPHA_REQ_MIN_RESOLVED, MEASURES, UndefinedMeasureWarning, alpha_req, covariance_eigenvalues, effective_rank,
-    label_free_measures, lidar, lidar_matrix,
+    ALPHA_REQ_MIN_RESOLVED,
+    MEASURES,
+    UndefinedMeasureWarning,
+    alpha_req,
+    covariance_eigenvalues,
+    effective_rank,
+    label_free_measures,
+    lidar,
+    lidar_matrix,
 )
 
 try:
@@ -19,7 +26,7 @@ try:
     from reptrix import rankme as reptrix_rankme
 except ImportError:
     reptrix_alpha = reptrix_lidar = reptrix_rankme = None
-needs_reptrix = pytest.mark.skipif(reptrix_rankme is None, reason="pip install reptrix (a dev requirement) for the cross-checks")
+needs_reptrix = pytest.mark.skipif(reptrix_rankme is None, reason="pip install reptrix (a dev requirement)")
 
 
 @pytest.fixture
