@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import math
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,10 @@ import simsiam_collapse
 
 # %% auto #0
 __all__ = ['DOMINANT_ROWS', 'DOMINANT_SHARE', 'DOMINANT_MIN_N', 'REFERENCE_DIR', 'OFFICIAL_AUC', 'OFFICIAL_AUC_SQUARED',
-           'FLOAT32_FLOOR', 'singular_values', 'cumulative_explained_variance', 'collapse_auc', 'normalized_auc',
-           'official_spectra', 'SpectrumAccumulator', 'rankme', 'collapse_measures', 'std_of_l2_normalized',
-           'plot_spectra', 'plot_auc', 'save_figure']
+           'INPUT_KEYS', 'ACCEPTED_INPUTS', 'FLOAT32_FLOOR', 'singular_values', 'cumulative_explained_variance',
+           'collapse_auc', 'normalized_auc', 'official_spectra', 'SpectrumAccumulator', 'rankme', 'collapse_measures',
+           'std_of_l2_normalized', 'InputBatches', 'model_features', 'model_device_dtype', 'plot_spectra', 'plot_auc',
+           'save_figure']
 
 # %% ../nbs/04_collapse.ipynb #e2f33ccf
 def _to_tensor(x) -> torch.Tensor:
@@ -214,6 +216,88 @@ def std_of_l2_normalized(z) -> float:
     "Mean over dimensions of the std over samples of z / ||z||: about 1/sqrt(d) when spread out, 0 when collapsed."
     z = torch.nn.functional.normalize(_to_tensor(z), dim=1)
     return z.std(0).mean().item()
+
+# %% ../nbs/04_collapse.ipynb #71511b09
+INPUT_KEYS = ("image", "images", "input", "inputs", "x", "pixel_values")  # a dict's inputs when no key= is given
+ACCEPTED_INPUTS = ("a tensor or numpy array of N inputs (float, or uint8 images), a Dataset or DataLoader yielding "
+                   "tensors, (inputs, labels) tuples, dicts or PIL images, or a list of batches")
+
+def _inputs_of(item, key=None):
+    "The inputs in one item or batch: itself, the first of a tuple, a dict's `key` (or a usual name), an array."
+    if isinstance(item, (tuple, list)) and item: item = item[0]
+    if isinstance(item, dict):
+        found = key if key is not None else next((k for k in INPUT_KEYS if k in item), None)
+        if found not in item:
+            raise KeyError(f"A dict batch has the keys {sorted(map(str, item))}; the inputs are under none of "
+                           f"{f'key={key!r}' if key is not None else ', '.join(INPUT_KEYS)}: pass key='<the inputs'>.")
+        item = item[found]
+    return torch.from_numpy(item) if isinstance(item, np.ndarray) else item
+
+def _as_float_batch(x) -> torch.Tensor:
+    "A batch of inputs as a floating-point tensor of N rows: uint8 images scaled to [0, 1], floats as they are."
+    if type(x).__module__.startswith("PIL"):
+        raise TypeError("The data hold PIL images: pass transform= (e.g. torchvision.transforms.ToTensor()) to turn "
+                        "each into a tensor.")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"A batch's inputs must be a tensor, got {type(x).__name__}; accepted: {ACCEPTED_INPUTS}.")
+    if x.ndim < 2: raise ValueError(f"A batch must hold N inputs as N x ..., got shape {tuple(x.shape)}.")
+    if x.dtype == torch.uint8: return x.float() / 255
+    if not x.is_floating_point():
+        raise TypeError(f"Inputs of dtype {x.dtype}: expected floating-point inputs or uint8 images.")
+    return x
+
+# %% ../nbs/04_collapse.ipynb #50183f7a
+class InputBatches:
+    """Held-out inputs in any of the accepted forms (above), checked once here; iterating gives float batches of at
+    most `batch_size` inputs, as often as asked."""
+    def __init__(self, data, batch_size: int = 256, *, key=None, transform=None):
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if isinstance(data, np.ndarray): data = torch.from_numpy(data)
+        if isinstance(data, Iterator):
+            raise TypeError(f"The data are a {type(data).__name__}, which can be read once, and each measurement reads "
+                            "them again: pass list(...), a tensor, a Dataset or a DataLoader.")
+        is_dataset = isinstance(data, torch.utils.data.Dataset) and \
+            not isinstance(data, torch.utils.data.IterableDataset)
+        if transform is not None and not is_dataset:
+            raise ValueError("transform= applies to the items of a Dataset; transform a tensor's or a DataLoader's "
+                             "inputs before passing them.")
+        if is_dataset:
+            data = torch.utils.data.DataLoader(data, batch_size=batch_size, collate_fn=self._collate)
+        elif not isinstance(data, (torch.Tensor, torch.utils.data.DataLoader, list, tuple)):
+            raise TypeError(f"Cannot read inputs from a {type(data).__name__}; accepted: {ACCEPTED_INPUTS}.")
+        self.data, self.batch_size, self.key, self.transform = data, batch_size, key, transform
+        first = next(iter(self), None)  # read one batch now: a wrong input fails here, not at the first measurement
+        if first is None or len(first) == 0: raise ValueError("The data hold no inputs: nothing to measure.")
+        self.input_shape = tuple(first.shape[1:])
+
+    def _collate(self, items):
+        inputs = [_inputs_of(item, self.key) for item in items]
+        if self.transform is not None: inputs = [self.transform(x) for x in inputs]
+        for x in inputs: _as_float_batch(x[None] if isinstance(x, torch.Tensor) else x)  # PIL, str: a clear error
+        return torch.stack(inputs)
+
+    def __iter__(self):
+        batches = self.data.split(self.batch_size) if isinstance(self.data, torch.Tensor) else self.data
+        for batch in batches: yield _as_float_batch(_inputs_of(batch, self.key))
+
+# %% ../nbs/04_collapse.ipynb #8e635b03
+def model_features(out, inputs) -> torch.Tensor:
+    "The N x d float features of what `features=` returned for `inputs`, or an error that says what to pass instead."
+    if isinstance(out, (tuple, list, dict)):
+        raise TypeError(f"The model returned a {type(out).__name__}, not a tensor of features: pass features= to pick "
+                        "the representation, e.g. features=lambda model, x: model.backbone(x) or "
+                        "features=lambda model, x: model(x)[0].")
+    if not isinstance(out, torch.Tensor): raise TypeError(f"features= returned a {type(out).__name__}, not a tensor.")
+    if out.ndim < 2 or len(out) != len(inputs):
+        raise ValueError(f"features= must return N x d features, one row per input: got shape {tuple(out.shape)} for "
+                         f"{len(inputs)} inputs.")
+    return out.float().flatten(1)
+
+def model_device_dtype(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    "Where the model's parameters are, and their floating-point dtype (CPU, float32 without parameters)."
+    p = next((p for p in model.parameters() if p.is_floating_point()), None)
+    return (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
 
 # %% ../nbs/04_collapse.ipynb #f8618466
 FLOAT32_FLOOR = 1e-7  # relative to the largest singular value: the resolution of float32 features

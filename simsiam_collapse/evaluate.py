@@ -14,7 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .augment import BatchAugment, ViewRecipe, eval_transform
-from .collapse import SpectrumAccumulator
+from .collapse import InputBatches, SpectrumAccumulator, model_device_dtype, model_features
 from .datasets import ImageDataset, StreamingImageFolder
 from .optim import LARC, learning_rate
 
@@ -40,14 +40,12 @@ def _our_batches(ds, batch_size, indices, image_size, device):
         yield eval_transform(images.to(device, non_blocking=True), image_size, ds.mean, ds.std, sizes=sizes)
 
 # %% ../nbs/05_evaluate.ipynb #5d79079a
-def _your_batches(data, batch_size, device):
-    """Anyone's data, already transformed as the model expects: a tensor of inputs, a `Dataset` or any iterable of
-    batches (a `DataLoader`), an item or batch being the inputs or a tuple (inputs, labels, ...)."""
-    if isinstance(data, torch.Tensor): batches = data.split(batch_size)
-    elif isinstance(data, torch.utils.data.Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
-        batches = torch.utils.data.DataLoader(data, batch_size=batch_size)
-    else: batches = data
-    for batch in batches: yield (batch[0] if isinstance(batch, (tuple, list)) else batch).to(device)
+def _your_batches(data, batch_size, backbone, device, key=None, transform=None):
+    """Anyone's data, already transformed as the model expects, in any form `InputBatches` takes (a tensor or array,
+    a `Dataset` or `DataLoader` of tensors, tuples, dicts or PIL images with `transform=`), checked before the pass;
+    on `device`, in the backbone's floating-point dtype."""
+    dtype = model_device_dtype(backbone)[1]
+    for x in InputBatches(data, batch_size, key=key, transform=transform): yield x.to(device=device, dtype=dtype)
 
 # %% ../nbs/05_evaluate.ipynb #fae84663
 def _size(data, indices):
@@ -62,26 +60,30 @@ def _size(data, indices):
 # %% ../nbs/05_evaluate.ipynb #45cfc089
 @torch.no_grad()
 def extract_features(backbone, ds, *, batch_size=512, device=None, image_size=None, indices=None,
-                     accumulator: SpectrumAccumulator | None = None, keep=True, progress=True):
+                     accumulator: SpectrumAccumulator | None = None, keep=True, progress=True, key=None,
+                     transform=None):
     """Pooled features of `ds` as an N x d float32 CPU tensor (also fed to `accumulator`), the backbone in eval mode
     and restored after. `ds`: one of our data sets (the evaluation transform applied, `indices` selecting images), or
-    your own inputs, transformed already: a tensor, a `Dataset` or a `DataLoader` (items or batches: inputs, or
-    (inputs, labels))."""
+    your own inputs, transformed already, in any form `InputBatches` takes: a tensor or numpy array (float, or uint8
+    images scaled to [0, 1]), a `Dataset` or `DataLoader` of tensors, (inputs, labels) tuples, dicts (`key=`) or PIL
+    images (`transform=`)."""
     device = default_device(device)
     ours = isinstance(ds, (ImageDataset, StreamingImageFolder))
     if not ours and (indices is not None or image_size is not None):
         raise ValueError("indices and image_size apply to this package's data sets; with your own data, select and "
                          "transform the inputs before passing them (a Subset, your DataLoader's transform).")
+    if ours and (key is not None or transform is not None):
+        raise ValueError("key and transform apply to your own data; this package's data sets bring their own.")
     was_training = backbone.training
     backbone.eval()
     out, seen = [], 0
     try:
         batches = _our_batches(ds, batch_size, indices, image_size, device) if ours else \
-            _your_batches(ds, batch_size, device)
+            _your_batches(ds, batch_size, backbone, device, key, transform)
         bar = tqdm(total=_size(ds, indices), desc="features", unit="img", disable=not progress, leave=False)
         for x in batches:
             if x.ndim == 4: x = x.contiguous(memory_format=torch.channels_last)
-            f = backbone(x).float()
+            f = model_features(backbone(x), x)
             if accumulator is not None: accumulator.update(f)
             if keep: out.append(f.cpu())
             bar.update(len(x)); seen += len(x)

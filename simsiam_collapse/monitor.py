@@ -6,15 +6,17 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from .collapse import SpectrumAccumulator, collapse_measures, normalized_auc
+from simsiam_collapse.collapse import (
+    InputBatches, SpectrumAccumulator, collapse_measures, model_device_dtype, model_features, normalized_auc,
+)
 
 # %% auto #0
-__all__ = ['untouched', 'input_batches', 'CollapseMonitor', 'lightning_callback']
+__all__ = ['untouched', 'CollapseMonitor', 'lightning_callback']
 
 # %% ../nbs/21_monitor.ipynb #a0ca7436
 @contextlib.contextmanager
@@ -31,43 +33,45 @@ def untouched(model: nn.Module):
         torch.set_rng_state(cpu_rng)
         if cuda_rng is not None: torch.cuda.set_rng_state_all(cuda_rng)
 
-# %% ../nbs/21_monitor.ipynb #8e635b03
-def input_batches(data, batch_size=256) -> Iterable[torch.Tensor]:
-    "The input tensors of `data`: a tensor (split into `batch_size` rows), or an iterable of tensors or (inputs, ...)."
-    if isinstance(data, torch.Tensor):
-        yield from data.split(batch_size)
-        return
-    for batch in data:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"A batch's inputs must be a tensor, got {type(x).__name__}: pass a tensor, a DataLoader "
-                            "or an iterable of tensors or (inputs, labels) tuples.")
-        yield x
-
 # %% ../nbs/21_monitor.ipynb #77c7a591
 class CollapseMonitor:
     """Measure collapse every `every` steps on held-out `data`: AUC (the paper's, and normalised), RankMe, the std of
     L2-normalised features and the spectrum, without changing the model's training state."""
     def __init__(self, data, *, every: int = 100, features: Callable | None = None, log: Callable | None = print,
-                 batch_size: int = 256):
-        if not isinstance(every, int) or every < 1:
+                 batch_size: int = 256, key=None, transform=None):
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}.")
-        self.data, self.every, self.batch_size, self.log = data, every, batch_size, log
+        if features is not None and not callable(features):
+            raise TypeError(f"features must be a function (model, inputs) -> N x d features, got {features!r}.")
+        self.inputs = InputBatches(data, batch_size, key=key, transform=transform)
+        self.every, self.log = every, log
         self.features = features or (lambda model, inputs: model(inputs))
-        self.steps, self.history = 0, []
+        self.steps, self.history, self.checked = 0, [], False
+
+    def _features(self, model, x, device, dtype) -> torch.Tensor:
+        x = x.to(device=device, dtype=dtype)
+        return model_features(self.features(model, x), x)
+
+    def check(self, model: nn.Module) -> tuple:
+        "Run `features` on one held-out batch (training state untouched) and return the features' shape, or fail."
+        with untouched(model):
+            shape = tuple(self._features(model, next(iter(self.inputs)), *model_device_dtype(model)).shape)
+        self.checked = True
+        return shape
 
     def step(self, model: nn.Module) -> dict | None:
         "Count one training step; on every `every`-th, measure `model` and return the measurement (else None)."
+        if not self.checked: self.check(model)
         self.steps += 1
         return self.measure(model) if self.steps % self.every == 0 else None
 
     def measure(self, model: nn.Module) -> dict:
         "Measure `model` now (one pass over the data, in eval mode, the training state restored after)."
         spectrum, normalised = SpectrumAccumulator(), SpectrumAccumulator(normalize=True)
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        device, dtype = model_device_dtype(model)
         with untouched(model):
-            for x in input_batches(self.data, self.batch_size):
-                f = self.features(model, x.to(device)).float().flatten(1)
+            for x in self.inputs:
+                f = self._features(model, x, device, dtype)
                 spectrum.update(f); normalised.update(f)
         m = collapse_measures(spectrum)
         record = dict(step=self.steps, auc=m["auc"], normalized_auc=normalized_auc(m["auc"], m["feature_dim"]),
@@ -79,8 +83,8 @@ class CollapseMonitor:
 
 # %% ../nbs/21_monitor.ipynb #8642c47a
 def lightning_callback(monitor: CollapseMonitor):
-    """A Lightning `Callback` that steps `monitor` after every training batch, on the LightningModule, and logs each
-    measurement through the module's loggers as `collapse/<measure>`."""
+    """A Lightning `Callback` that steps `monitor` after every training batch, on the LightningModule, and writes each
+    measurement to the trainer's loggers as `collapse/<measure>` at the step it was taken."""
     try: from lightning.pytorch import Callback
     except ImportError as e:
         raise ImportError("lightning_callback needs PyTorch Lightning: pip install 'simsiam_collapse[lightning]' (or "
@@ -89,6 +93,8 @@ def lightning_callback(monitor: CollapseMonitor):
     class CollapseCallback(Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             record = monitor.step(pl_module)
-            if record is not None:
-                pl_module.log_dict({f"collapse/{k}": float(v) for k, v in record.items() if k != "step"})
+            if record is None: return
+            metrics = {f"collapse/{k}": float(v) for k, v in record.items() if k != "step"}
+            for logger in trainer.loggers: logger.log_metrics(metrics, step=record["step"])
+            trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
     return CollapseCallback()

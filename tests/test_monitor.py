@@ -65,3 +65,26 @@ def test_a_plain_loop_continues_exactly_as_without_the_monitor():
     watched, history = run(True)
     assert len(history) == 3
     for k in plain: assert torch.equal(plain[k], watched[k]), k
+
+
+def fit_with_csv_logger(tmp_path, steps, every):
+    "A real Trainer with its default log_every_n_steps (50) and a CSVLogger: the rows of metrics.csv that hold the AUC."
+    import csv
+    torch.manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(8 * steps, 8))
+    monitor = CollapseMonitor(torch.randn(64, 8), every=every, features=lambda m, x: m.backbone(x), log=None)
+    logger = L.pytorch.loggers.CSVLogger(tmp_path, name="csv")
+    trainer = L.Trainer(max_steps=steps, logger=logger, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", default_root_dir=tmp_path,
+                        callbacks=[lightning_callback(monitor)])
+    trainer.fit(TinySSL(), torch.utils.data.DataLoader(data, batch_size=8))
+    with open(f"{logger.log_dir}/metrics.csv") as f: rows = [r for r in csv.DictReader(f) if r.get("collapse/auc")]
+    return monitor, rows
+
+
+@pytest.mark.parametrize("steps, every", [(100, 25), (100, 30), (30, 10)])
+def test_every_measurement_is_logged_at_the_step_it_was_taken(tmp_path, steps, every):
+    # with self.log, every=30 landed at steps 49 and 99 and lost step 60; a 30-step fit wrote no metrics.csv at all
+    monitor, rows = fit_with_csv_logger(tmp_path, steps, every)
+    assert [int(r["step"]) for r in rows] == list(range(every, steps + 1, every))
+    assert [float(r["collapse/auc"]) for r in rows] == pytest.approx([r["auc"] for r in monitor.history], rel=1e-6)
