@@ -24,7 +24,8 @@ from .scales import SCALES
 from .runner import run_all, RunStore, train_and_evaluate
 
 # %% auto #0
-__all__ = ['COLUMNS', 'column_header', 'table_cell', 'Experiment', 'check_parameters', 'fraction_axis', 'seed_points']
+__all__ = ['COLUMNS', 'PARAMETER_LIMITS', 'column_header', 'table_cell', 'Experiment', 'check_parameters', 'fraction_axis',
+           'seed_points']
 
 # %% ../nbs/15_experiments.ipynb #f8546a05
 COLUMNS = {  # key: (header, format; "%" writes a fraction as a percentage, None writes the value as it is)
@@ -259,9 +260,31 @@ def _conforms(value, kind) -> bool:
     return isinstance(value, kind)
 
 # %% ../nbs/15_experiments.ipynb #df6fc8a7
+# parameter name -> (whether a value is valid, the valid values in words); lists: every value; None: the default
+PARAMETER_LIMITS = {
+    "jobs": (lambda v: v >= 1, "at least 1"),
+    "seeds": (lambda v: v >= 0, "seeds >= 0"),
+    "fractions": (lambda v: 0 < v <= 1, "fractions in (0, 1]"),
+    "switch": (lambda v: 0 <= v <= 1, "a fraction of the epochs in [0, 1]"),
+    "switch_points": (lambda v: 0 <= v <= 1, "fractions of the epochs in [0, 1]"),
+    "chunks": (lambda v: v >= 1, "at least 1"),
+    **{f"seeds_per_{what}": (lambda v: v >= 1, "at least 1") for what in ("fraction", "preset", "switch")},
+    "probe_images": (lambda v: v >= 2, "at least 2 images"),
+    "lidar_images": (lambda v: v >= 2, "at least 2 images"),
+    "lidar_views": (lambda v: v >= 2 and v % 2 == 0, "an even number >= 2 (the augmentation makes views in pairs)"),
+    "subsets": (lambda v: v >= 2, "image counts of at least 2"),
+}
+
+def _check_limits(params: dict):
+    "Each value within its `PARAMETER_LIMITS`, or a ValueError naming the parameter, the value and the valid range."
+    for name, (valid, words) in PARAMETER_LIMITS.items():
+        value = params.get(name)
+        if value is not None and not all(valid(v) for v in (value if isinstance(value, list) else [value])):
+            raise ValueError(f"Parameter {name}={value!r} is not valid: {words}.")
+
 def check_parameters(namespace: dict) -> dict:
-    """Check a notebook's parameters (its `__annotations__`) in `namespace`: unknown names and wrong types fail; strings
-    that read as the type are converted."""
+    """Check a notebook's parameters (its `__annotations__`) in `namespace`: unknown names, wrong types and values out
+    of their `PARAMETER_LIMITS` fail; strings that read as the type are converted."""
     declared = namespace.get("__annotations__", {})
     given = {k: v for k, v in namespace.items() if not k.startswith("_") and k not in _KERNEL_NAMES
              and not (callable(v) or isinstance(v, types.ModuleType))}
@@ -283,7 +306,9 @@ def check_parameters(namespace: dict) -> dict:
             "papermill's -y, "
             f'e.g. -y "{name}: {"[...]" if "list" in str(kind) else "..."}".'
         )
-    return {name: namespace[name] for name in declared}
+    params = {name: namespace[name] for name in declared}
+    _check_limits(params)
+    return params
 
 # %% ../nbs/15_experiments.ipynb #87affe1c
 def fraction_axis(ax, fractions):

@@ -97,6 +97,14 @@ def test_a_wrong_parameter_fails_fast_and_a_string_list_is_read(tmp_path):
         _execute("e2", tmp_path, architecture=["resnet18"])
     with pytest.raises(pm.PapermillExecutionError, match="Parameter seeds=3 is not valid"):
         _execute("e2", tmp_path, seeds=3)
+    with pytest.raises(pm.PapermillExecutionError, match="Parameter fractions=.0.0, 1.0. is not valid"):
+        _execute("e2", tmp_path, fractions=[0.0, 1.0])
+    # E10's values, each stopped before any model is read (-5 measured 9,995 images; 1 view crashed in torch.stack)
+    for bad, message in (dict(probe_images=-5), "probe_images=-5 is not valid: at least 2"), \
+            (dict(lidar_views=1), "lidar_views=1 is not valid: an even number"), \
+            (dict(lidar_images=3000), "lidar_images=3000 is not valid: LiDAR augments some of the probe images"):
+        with pytest.raises(pm.PapermillExecutionError, match=message):
+            _execute("e10", tmp_path, **bad)
     # as -p passes lists: strings
     _execute("e2", tmp_path, seeds="[5]", architectures="['resnet18']", fractions=[0.5, 1.0])
     assert all("-s5-" in p.name for p in (tmp_path/"runs").iterdir())
