@@ -253,9 +253,10 @@ def _train_command(args):
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs")/run_name(cfg)  # the store's naming
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"--run-dir {run_dir} is a file, not a folder: name a folder for the run (it is created).")
-    if args.resume and args.run_dir and not (run_dir/"config.json").exists():  # a typo must not restart a long run
-        raise FileNotFoundError(f"--resume: {run_dir} holds no run (no config.json there): check the path, or leave "
-                                "out --resume to start a new run in it.")
+    if args.resume and not (run_dir/"config.json").exists():  # a typo must not restart a long run
+        where = "" if args.run_dir else " (without --run-dir, --resume looks where this configuration's run is kept)"
+        raise FileNotFoundError(f"--resume: {run_dir} holds no run (no config.json there){where}: check the path "
+                                "and the options, or leave out --resume to start a new run.")
     args.resolved_run_dir = run_dir  # for the message if the run is stopped
     if args.download: os.environ[DOWNLOAD_ENV] = "1"  # read where the data are loaded, in this process and its workers
     print(_start_line(cfg, run_dir))

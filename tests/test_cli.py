@@ -85,6 +85,15 @@ def test_resume_on_a_folder_without_a_run_refuses_instead_of_starting_afresh(tmp
     assert not (tmp_path/"typo").exists()
 
 
+def test_resume_without_a_run_dir_and_nothing_to_resume_refuses(tmp_path, capsys, monkeypatch):
+    # it trained a new run from scratch and exited 0 without a word
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e: main([*TINY_TRAIN, "--resume"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "holds no run (no config.json there) (without --run-dir" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path/"runs").exists()
+
+
 def test_ctrl_c_says_where_the_run_stopped_and_how_to_resume(tmp_path, capsys, monkeypatch):
     from simsiam_collapse.train import train
     stops = [True]
