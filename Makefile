@@ -77,12 +77,13 @@ results: setup
 	$(BIN)/python -c "from simsiam_collapse.report import publish_results; publish_results('$(OUT)', 'results/$(SCALE)')"
 
 # The documentation site without Quarto: the library notebooks (through nbdev's processor, for show_doc), the executed
-# notebooks of results/mini and the Markdown pages, as static HTML under _site/ (open _site/index.html); every relative
-# link and image is checked. With Quarto installed, nbdev_docs still builds nbdev's own site.
+# notebooks of results/mini and the Markdown pages, as static HTML under $(SITE) (open $(SITE)/index.html); every
+# relative link and image is checked. Built from a temporary copy: nothing is written into the checkout but the site
+# (on a read-only checkout, name a writable SITE). With Quarto installed, nbdev_docs still builds nbdev's own site.
+SITE ?= _site
 docs: setup
-	$(PROC_NBS)
-	$(BIN)/python -c "from simsiam_collapse.docs import build_docs, broken_links; \
-	pages = build_docs('_site'); bad = broken_links('_site'); print(len(pages), 'pages in _site/'); \
+	$(BIN)/python -c "from simsiam_collapse.docs import build_site, broken_links; \
+	pages = build_site('$(SITE)'); bad = broken_links('$(SITE)'); print(len(pages), 'pages in $(SITE)/'); \
 	[print('broken link:', page, '->', target) for page, target in bad]; exit(1 if bad else 0)"
 
 clean:

@@ -10,13 +10,17 @@ import json
 import posixpath
 import re
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from .report import experiment_title, markdown_title, markdown_to_html
 
 # %% auto #0
-__all__ = ['EXTERNAL', 'TAG', 'LINK', 'PANDOC_ATTRIBUTES', 'MARKDOWN_PAGES', 'page_path', 'site_link', 'rewrite_links',
-           'relative_links', 'nav_html', 'with_nav', 'notebook_page', 'build_docs', 'broken_links']
+__all__ = ['EXTERNAL', 'TAG', 'LINK', 'PANDOC_ATTRIBUTES', 'MARKDOWN_PAGES', 'NOT_COPIED', 'PROCESS_NOTEBOOKS', 'page_path',
+           'site_link', 'rewrite_links', 'relative_links', 'nav_html', 'with_nav', 'notebook_page', 'build_docs',
+           'broken_links', 'build_site']
 
 # %% ../nbs/19_docs.ipynb #9e6631a2
 def page_path(path) -> str:
@@ -158,3 +162,23 @@ def broken_links(site) -> list[tuple[str, str]]:
     site = Path(site)
     return [(str(p.relative_to(site)), t) for p in sorted(site.rglob("*.html"))
             for t in relative_links(p.read_text(encoding="utf-8")) if not (p.parent/t).is_file()]
+
+# %% ../nbs/19_docs.ipynb #2cf24c1c
+# what the site does not read: the copy leaves them out (the environment, the history, earlier outputs)
+NOT_COPIED = (".git", ".venv", "_site", "_proc", "_docs", "reproduction", "runs", "mutants", "__pycache__",
+              "*.egg-info")
+# nbdev's processor without its Quarto installer (which, without Quarto, would pip-install the project)
+PROCESS_NOTEBOOKS = "import nbdev.quarto as q; q._ensure_quarto = lambda: None; q._pre_docs()"
+
+def build_site(dest="_site", root=".", results="results/mini") -> list[Path]:
+    """`build_docs` of a temporary copy of the repository at `root` whose library notebooks went through nbdev's
+    processor first: nothing is written under `root` but the site at `dest` (when it lies there)."""
+    dest = Path(dest).resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp)/"repo"
+        shutil.copytree(root, copy, ignore=shutil.ignore_patterns(*NOT_COPIED))
+        for p in [copy, *copy.rglob("*")]: p.chmod(p.stat().st_mode | 0o200)  # a read-only checkout: a writable copy
+        done = subprocess.run([sys.executable, "-c", PROCESS_NOTEBOOKS], cwd=copy, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"nbdev's documentation processor failed:\n{done.stderr[-2000:]}")
+        return build_docs(dest, copy, results)

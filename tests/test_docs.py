@@ -7,7 +7,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from browser import images_loaded  # noqa: E402
 
-from simsiam_collapse.docs import broken_links, build_docs, page_path  # noqa: E402
+from simsiam_collapse.docs import broken_links, build_docs, build_site, page_path  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
 
@@ -34,3 +34,18 @@ def test_the_pages_show_their_figures_in_a_browser(site):
         loaded = images_loaded(site/page)
         assert loaded or page == "index.html", f"{page} shows no image"  # the report and the notebook have figures
         assert all(loaded.values()), f"{page}: images that did not load: {[k for k, v in loaded.items() if not v]}"
+
+
+def test_make_docs_writes_nothing_into_the_checkout(tmp_path):
+    "The site from a read-only checkout (as on a shared cluster): its files stay as they were, to the nanosecond."
+    import shutil
+    import stat
+    checkout = tmp_path/"checkout"
+    shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(".git", ".venv", "_site", "_proc", "reproduction",
+                                                                   "runs", "mutants", "__pycache__", "*.egg-info"))
+    for p in [checkout, *checkout.rglob("*")]: p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    before = {p: p.stat().st_mtime_ns for p in checkout.rglob("*")}
+    pages = build_site(tmp_path/"site", checkout)
+    assert {p: p.stat().st_mtime_ns for p in checkout.rglob("*")} == before  # nbdev wrote nbs/nbdev.yml and _proc/
+    assert tmp_path/"site"/"nbs"/"04_collapse.html" in pages and broken_links(tmp_path/"site") == []
+    assert "show_doc" not in (tmp_path/"site"/"nbs"/"04_collapse.html").read_text()  # the processor ran
