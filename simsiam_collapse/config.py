@@ -17,7 +17,7 @@ import torch
 from .datasets import DATASET_NAMES, TRAIN_SIZES
 from .methods import METHODS
 from .models import PRESETS, STEMS
-from .orderings import STRATEGIES, check_ordering
+from .orderings import STRATEGIES, check_ordering, subset_size
 
 # %% auto #0
 __all__ = ['KIND_WORDS', 'PRECISIONS', 'OPTIMIZERS', 'LR_SCHEDULES', 'METHOD_DEFAULTS', 'KEY_VERSION', 'field_kind',
@@ -200,6 +200,7 @@ class TrainConfig:
         for k in _ADDED_AFTER_KEY_VERSION_2:
             if d[k] == next(f.default for f in dataclasses.fields(self) if f.name == k): d.pop(k)
         if self._chunk_edges_moved(): d["chunk_edges"] = "floor"
+        if self._subset_size_moved(): d["subset_size"] = "ceil"
         d["key_version"] = KEY_VERSION
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -209,6 +210,14 @@ class TrainConfig:
         if self.ordering not in ("single_pass", "cumulative", "hybrid"): return False
         n = self.train_images or TRAIN_SIZES.get(self.dataset)
         return n is None or n % (self.chunks or self.epochs) != 0
+
+    def _subset_size_moved(self) -> bool:
+        """Whether this run's subset grew when subsets began to round up as the authors' code does (`subset_size`; they
+        were rounded to the nearest image before): not where the fraction of N is whole (the CPU scales' 1/16 and 1/4
+        of 8,192); moved where N is unknown here."""
+        if self.ordering != "subset": return False
+        n = self.train_images or TRAIN_SIZES.get(self.dataset)
+        return n is None or subset_size(n, self.fraction) != round(self.fraction * n)
 
 # %% ../nbs/08_config.ipynb #531f4132
 def canonical(cfg: TrainConfig) -> TrainConfig:

@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
 # %% auto #0
-__all__ = ['STRATEGIES', 'MIN_BATCHES_PER_CHUNK', 'chunk_bounds', 'check_ordering', 'default_chunks', 'Ordering', 'chunk_usage',
-           'plot_orderings']
+__all__ = ['STRATEGIES', 'MIN_BATCHES_PER_CHUNK', 'chunk_bounds', 'subset_size', 'check_ordering', 'default_chunks', 'Ordering',
+           'chunk_usage', 'plot_orderings']
 
 # %% ../nbs/07_orderings.ipynb #3b955167
 STRATEGIES = ("multiple_pass", "single_pass", "cumulative", "subset", "hybrid")
@@ -24,6 +25,13 @@ def _is_int(x): return isinstance(x, (int, np.integer)) and not isinstance(x, bo
 def chunk_bounds(n, chunks) -> list[int]:
     "Where `n` images are cut into `chunks` chunks: chunk k is [n k // chunks, n (k + 1) // chunks), the authors' cut."
     return [n * k // chunks for k in range(chunks + 1)]
+
+def subset_size(n, fraction) -> int:
+    """Images in the fixed subset of `fraction` of `n`: rounded up, as the authors' code slices the last
+    `-N k // E` indices (floor of a negative number: ceil(N k / E)); `fraction` read as the ratio it spells (0.1 = 1/10,
+    not the float just above it)."""
+    f = Fraction(fraction).limit_denominator(1_000_000)
+    return -(-n * f.numerator // f.denominator)
 
 # %% ../nbs/07_orderings.ipynb #b8eb2016
 def check_ordering(strategy, epochs, chunks=None, fraction=1.0, switch_epoch=None, n=None, batch_size=None):
@@ -51,7 +59,7 @@ def check_ordering(strategy, epochs, chunks=None, fraction=1.0, switch_epoch=Non
         raise ValueError(f"batch_size must be an integer between 1 and the {n} training images, got {batch_size!r}.")
     pools = []  # the smallest pool each phase draws from: a batch must fit in it, so no batch holds an image twice
     if strategy == "subset":
-        pools.append(("the subset", round(fraction * n), f"a fraction of at least {batch_size / n:.4g}"))
+        pools.append(("the subset", subset_size(n, fraction), f"a fraction of at least {batch_size / n:.4g}"))
     if strategy in ("single_pass", "cumulative") or (strategy == "hybrid" and switch_epoch > 0):
         c = chunks or epochs
         pools.append((f"a chunk ({c} chunks)", n // c, f"at most {n // batch_size} chunks (chunks=...)"))
@@ -111,7 +119,7 @@ class Ordering:
         if not 0 <= epoch < self.epochs: raise ValueError(f"epoch must be in [0, {self.epochs}), got {epoch}.")
         phase, perm = self.phase(epoch), self.permutation()
         if phase == "multiple_pass": return perm
-        if phase == "subset": return perm[self.n - round(self.fraction * self.n):]
+        if phase == "subset": return perm[self.n - subset_size(self.n, self.fraction):]
         bounds, c = chunk_bounds(self.n, self.num_chunks), self.chunk_of_epoch(epoch)
         return perm[bounds[c] if phase == "single_pass" else 0:bounds[c + 1]]
 

@@ -48,9 +48,9 @@ def test_cumulative_draws_only_from_the_prefix_and_uniformly():
 
 
 def test_subset_is_the_last_fraction_of_the_permutation():
-    for fraction in (0.07, 0.2, 1.0):
-        o = _make("subset", fraction=fraction)
-        last = set(o.permutation()[o.n - round(fraction * o.n):])
+    for percent in (7, 20, 100):  # the authors' slice of the last k % of N images: idx[-N * k // 100:] (rounds up)
+        o = _make("subset", fraction=percent / 100)
+        last = set(o.permutation()[-o.n * percent // 100:])
         assert all(set(o.epoch_indices(e)) <= last for e in range(o.epochs))
         # every image of the subset is used
         assert set().union(*(set(o.epoch_indices(e)) for e in range(o.epochs))) == last
@@ -95,7 +95,7 @@ def test_rank_shards_make_up_the_global_batch():
         (dict(strategy="single_pass", chunks=0), "chunks must be an integer between 1"),
         (dict(strategy="multiple_pass", n=1003.0), "n .the number of training images. must be a positive integer"),
         (dict(strategy="multiple_pass", epochs=2.5), "epochs must be an integer of at least 1, got 2.5"),
-        (dict(strategy="subset", fraction=0.05), "the subset holds 50 of the 1003 images, fewer than a batch of 64"),
+        (dict(strategy="subset", fraction=0.05), "the subset holds 51 of the 1003 images, fewer than a batch of 64"),
         (dict(strategy="single_pass", chunks=10, batch_size=128), "a chunk .10 chunks. holds 100 .* at most 7 chunks"),
     ],
 )

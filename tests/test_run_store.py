@@ -94,3 +94,12 @@ def test_the_run_folders_of_a_finished_reproduction_keep_their_names():
     assert len(rows) == 56
     for row in rows:
         assert run_name(TrainConfig.from_dict(row["config"])) == row["name"], row["name"]
+
+
+def test_a_subset_run_is_renamed_only_where_its_subset_grew():
+    "Subsets round up as the authors' code does: a key moves where ceil(N f) differs from the old round(N f), only."
+    base = dict(dataset="digits", ordering="subset", epochs=2, batch_size=64, seed=0)
+    grew = TrainConfig(**base, fraction=0.2)  # 1,437 digits: 287.4 images, 287 before and 288 now
+    same = TrainConfig(**base, fraction=0.1)  # 143.7: 144 either way
+    assert grew._subset_size_moved() and not same._subset_size_moved()
+    assert not TrainConfig(**dict(base, dataset="cifar10"), train_images=8192, fraction=0.0625)._subset_size_moved()
