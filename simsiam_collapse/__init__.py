@@ -1,6 +1,6 @@
 __version__ = "0.2.0"
 
-# The public API at the top level; it needs torch and numpy alone (the core install). Not exported from a notebook:
+# The public API at the top level; it needs torch, numpy and tqdm alone (the core install). Not exported from a notebook:
 # nbdev keeps __init__.py as written (CONTRIBUTING.md).
 from .collapse import SpectrumAccumulator, collapse_auc, collapse_measures, normalized_auc, rankme, singular_values
 from .measures import label_free_measures

@@ -2,6 +2,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).parents[1]/"README.md"
 
 
@@ -24,3 +26,43 @@ def test_readme_package_example_runs():
     assert env["acc"].n == len(env["train"]) == len(env["features"])
     assert env["view1"].shape == env["view2"].shape and len(env["view1"]) == 256
     assert [r["step"] for r in env["monitor"].history] == [100, 200, 300]  # the monitor measured on schedule
+
+
+def readme_install_lines() -> list[str]:
+    "The pip commands of the README's install block (```bash ... ```), comments dropped."
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
+    return [line.split("#")[0].strip() for b in blocks for line in b.splitlines()
+            if line.strip().startswith("pip install")]
+
+
+def test_the_install_lines_quote_their_extras_and_name_no_missing_release():
+    lines = readme_install_lines()
+    assert len(lines) >= 2
+    for line in lines:  # zsh expands an unquoted [experiments] and fails: "no matches found"
+        for word in re.findall(r'"[^"]*"|\S+', line):
+            assert "[" not in word or word.startswith('"'), f"unquoted extra in {line!r}"
+    assert "pip install simsiam_collapse" not in README.read_text()  # no release on PyPI to install from
+
+
+@pytest.mark.slow
+def test_the_readme_core_install_runs_in_a_fresh_venv(tmp_path):
+    """The README's core install line, pointed at this checkout (no network here), in a new virtual environment; then
+    what the core promises: the monitor and extract_features on a tensor, without the experiments' packages."""
+    import subprocess
+    import sys
+    venv = tmp_path/"venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    core = readme_install_lines()[0]
+    url = re.search(r'"simsiam_collapse @ (\S+)"', core)[1]
+    command = core.replace(url, Path(README).parent.resolve().as_uri()).split(" ", 2)[2].strip('"')
+    pip = subprocess.run([venv/"bin/python", "-m", "pip", "install", "-q", command], capture_output=True, text=True)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    check = ("import simsiam_collapse as sc, torch, importlib.util as u\n"
+             "from simsiam_collapse.evaluate import extract_features\n"
+             "f = torch.randn(200, 8); net = torch.nn.Linear(8, 4)\n"
+             "print(sc.CollapseMonitor(f, every=1, log=None).step(net)['feature_dim'], "
+             "tuple(extract_features(net, f, progress=False).shape), "
+             "[u.find_spec(m) is None for m in ('papermill', 'matplotlib', 'sklearn')])")
+    out = subprocess.run([venv/"bin/python", "-c", check], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "4 (200, 4) [True, True, True]"
