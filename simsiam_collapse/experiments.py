@@ -13,6 +13,8 @@ import types
 import typing
 from pathlib import Path
 
+import numpy as np
+
 from .claims import Check, check_to_dict, CLAIMS, verdict
 from .collapse import save_figure
 from .config import canonical, TrainConfig
@@ -24,8 +26,8 @@ from .scales import SCALES
 from .runner import run_all, RunStore, train_and_evaluate
 
 # %% auto #0
-__all__ = ['COLUMNS', 'PARAMETER_LIMITS', 'column_header', 'table_cell', 'Experiment', 'check_parameters', 'fraction_axis',
-           'seed_points']
+__all__ = ['COLUMNS', 'PARAMETER_LIMITS', 'ORDERING_COLORS', 'column_header', 'table_cell', 'Experiment', 'check_parameters',
+           'fraction_axis', 'seed_points', 'ordering_color', 'ordering_curves']
 
 # %% ../nbs/15_experiments.ipynb #f8546a05
 COLUMNS = {  # key: (header, format; "%" writes a fraction as a percentage, None writes the value as it is)
@@ -327,3 +329,23 @@ def seed_points(ax, x, estimates, color="k"):
     for xi, e in zip(x, estimates):
         if e is not None and e.n > 1:
             ax.scatter([xi] * e.n, e.values, s=14, facecolors="none", edgecolors=color, linewidths=0.8, zorder=3)
+
+# %% ../nbs/15_experiments.ipynb #1c997556
+ORDERING_COLORS = {"multiple_pass": "C0", "cumulative": "C1", "single_pass": "C2", "hybrid": "C3", "subset": "C4"}
+
+def ordering_color(ordering: str) -> str:
+    "The one colour of `ordering` in every figure (a subset or hybrid with its fraction or switch appended included)."
+    name = ordering.split()[0]
+    if name not in ORDERING_COLORS:
+        raise ValueError(f"Unknown ordering {ordering!r}. Valid: {', '.join(ORDERING_COLORS)}.")
+    return ORDERING_COLORS[name]
+
+def ordering_curves(ax, curves: dict):
+    """Curves over training on `ax`, one per ordering ({ordering: (x, seeds x len(x) values)}), each in its
+    `ordering_color`: the mean with a label, a thin line per seed and a band of ± 1 std."""
+    for ordering, (x, ys) in curves.items():
+        color, ys = ordering_color(ordering), np.asarray(ys)
+        ax.plot(x, ys.mean(0), marker=".", color=color, label=ordering.replace("_", " "))
+        for y in ys: ax.plot(x, y, color=color, lw=0.6, alpha=0.4)
+        if len(ys) > 1: ax.fill_between(x, ys.mean(0) - ys.std(0, ddof=1), ys.mean(0) + ys.std(0, ddof=1), color=color,
+                                        alpha=0.15)
