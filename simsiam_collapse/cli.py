@@ -42,8 +42,8 @@ from simsiam_collapse.runs import (
 from .scales import SCALES
 
 # %% auto #0
-__all__ = ['READS_EVERY_RUN', 'CONFIG_GROUPS', 'USER_ERRORS', 'MACHINE_ERRORS', 'experiments_dir', 'experiment_notebooks',
-           'reproduce', 'build_parser', 'main']
+__all__ = ['READS_EVERY_RUN', 'CONFIG_GROUPS', 'USER_ERRORS', 'MACHINE_ERRORS', 'TRAIN_EXAMPLES', 'experiments_dir',
+           'experiment_notebooks', 'reproduce', 'build_parser', 'main']
 
 # %% ../nbs/18_cli.ipynb #295c8057
 # experiments that read every finished run of the store instead of training their own: they run after all the others
@@ -263,7 +263,8 @@ def _train_command(args):
     try: writer = tensorboard_writer(run_dir) if args.tensorboard else None
     # an optional package to install: one line, exit status 2
     except ImportError as e: raise ValueError(str(e)) from None
-    try: train(cfg, run_dir, resume=args.resume, wait=args.wait, writer=writer, log_every=args.log_every)
+    try: train(cfg, run_dir, resume=args.resume, wait=args.wait, writer=writer, log_every=args.log_every,
+               keep_optimizer=args.keep_optimizer)
     finally:
         if writer is not None: writer.close()  # flush what was logged, also when training stops with an error
     print(_summary(run_dir))
@@ -369,12 +370,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}{hint}; {self.prog} --help lists the options\n")
 
 # %% ../nbs/18_cli.ipynb #82c893ee
+TRAIN_EXAMPLES = """examples:
+  simsiam-collapse train --dataset digits --width 4 --epochs 2          # seconds on a laptop CPU
+  simsiam-collapse train --dataset cifar10 --train-images 8192 --image-size 16 --width 8 --epochs 16 \\
+      --batch-size 128 --base-lr 0.5 --weight-decay 2e-3 --ordering single_pass     # a run of the mini scale
+  simsiam-collapse train ... --resume --run-dir runs/NAME             # continue a stopped run
+  torchrun --nproc_per_node 4 --no-python simsiam-collapse train --dataset cifar10 --backbone resnet50
+"""
+
 def build_parser() -> argparse.ArgumentParser:
     "The `simsiam-collapse` argument parser: `reproduce`, `train` and `data`."
     fmt = _HelpFormatter
     parser = _Parser(
         prog="simsiam-collapse", description=__doc__ or "Understanding collapse in SimSiam, reproduced."
     )
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {simsiam_collapse.__version__} (torch {torch.__version__})")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_reproduce_parser(sub, fmt)
     dat = sub.add_parser("data", help="load (and cache) a data set and print what was found", formatter_class=fmt)
@@ -385,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train one model; every TrainConfig field is an option "
         "(multi-GPU: torchrun --no-python simsiam-collapse train ...)",
+        epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     trn.add_argument(
         "--run-dir", default=None, help="default: runs/<method>-<backbone>-w<width>-<ordering>-s<seed>-<config hash>"
@@ -394,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     trn.add_argument(
         "--wait", action="store_true", help="if another process trains in --run-dir, wait for it instead of failing"
     )
+    trn.add_argument("--keep-optimizer", action="store_true",
+                     help="keep the optimiser's state in the finished run's checkpoint (to train on from it)")
     trn.add_argument(
         "--tensorboard",
         action="store_true",

@@ -259,6 +259,7 @@ class Training:
     ctx: TrainContext
     net: torch.nn.Module | None = None
     resident: torch.Tensor | None = None
+    keep_optimizer: bool = False  # in the finished run's last checkpoint (resuming a finished run needs none)
 
     def __post_init__(self):
         if self.net is None: self.net = self.model
@@ -269,7 +270,8 @@ def _restore(run_dir, t: Training) -> tuple[int, list]:
     cfg, model, data, ctx = t.cfg, t.model, t.data, t.ctx
     start, state = load_latest_checkpoint(run_dir, ctx.device)
     if state is not None:
-        model.load_state_dict(state["model"]); t.optimizer.load_state_dict(state["optimizer"])
+        model.load_state_dict(state["model"])
+        if "optimizer" in state: t.optimizer.load_state_dict(state["optimizer"])
         history = state.get("metrics") or [m for m in read_metrics(run_dir) if m["epoch"] <= start]
     else:
         history = (
@@ -364,16 +366,10 @@ def _end_epoch(run_dir, t: Training, row, history, writer=None):
     if (cfg.eval_every and epoch % cfg.eval_every == 0) or epoch == cfg.epochs:
         row.update(monitor(model.backbone, data.train, data.test, data.probe, ctx.device, cfg.image_size))
     history.append(row)
-    save_atomically(
-        dict(
-            epoch=epoch,
-            model=model.state_dict(),
-            optimizer=t.optimizer.state_dict(),
-            config=cfg.to_dict(),
-            metrics=history,
-        ),
-        checkpoint_path(run_dir, epoch),
-    )
+    # a finished run is never resumed: its last checkpoint keeps the model, not the optimiser's state (as large again)
+    optimizer = t.optimizer.state_dict() if epoch < cfg.epochs or t.keep_optimizer else None
+    state = dict(epoch=epoch, model=model.state_dict(), config=cfg.to_dict(), metrics=history)
+    save_atomically(state if optimizer is None else dict(state, optimizer=optimizer), checkpoint_path(run_dir, epoch))
     append_metrics(run_dir, row)
     if writer is not None:  # a copy of the log line; metrics.jsonl stays the record
         for k, v in row.items():
@@ -388,12 +384,14 @@ def _end_epoch(run_dir, t: Training, row, history, writer=None):
 
 # %% ../nbs/10_train.ipynb #cb87d2ae
 def train(
-    config: TrainConfig, run_dir, *, resume=False, progress=True, on_step=None, wait=False, writer=None, log_every=50
+    config: TrainConfig, run_dir, *, resume=False, progress=True, on_step=None, wait=False, writer=None, log_every=50,
+    keep_optimizer=False,
 ) -> Path:
     """Train `config` into `run_dir`; with `resume`, continue from its last checkpoint (a finished run: nothing to do).
     Another process on `run_dir` makes this fail at once, or with `wait` queue behind it. Returns the run directory.
     `on_step(epoch, step, model)` is called after every optimiser step (for tests and custom monitoring); `writer` (e.g.
-    `tensorboard_writer(run_dir)`) receives every epoch's log line and the loss of every `log_every`-th step."""
+    `tensorboard_writer(run_dir)`) receives every epoch's log line and the loss of every `log_every`-th step.
+    `keep_optimizer`: the last checkpoint keeps the optimiser's state too (to train on from it)."""
     cfg, run_dir = config.resolved(), Path(run_dir)
     if _already_finished(run_dir, cfg, resume): return run_dir
     ctx = TrainContext.create(cfg)
@@ -401,7 +399,8 @@ def train(
     model = build_model(cfg, data.train.channels).to(ctx.device)
     ctx.channels_last = cfg.channels_last and channels_last_is_safe(model, ctx.device)
     if ctx.channels_last: model = model.to(memory_format=torch.channels_last)
-    t = Training(cfg, data, model, build_optimizer(cfg, model), ctx, resident=_resident_images(data.train, ctx.device))
+    t = Training(cfg, data, model, build_optimizer(cfg, model), ctx, resident=_resident_images(data.train, ctx.device),
+                 keep_optimizer=keep_optimizer)
     with directory_lock(run_dir, wait) if ctx.main else contextlib.nullcontext():
         if _already_finished(run_dir, cfg, resume): return run_dir  # finished while we waited for the lock
         if ctx.main: _write_run_files(run_dir, cfg, data, ctx)

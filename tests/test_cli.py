@@ -1,14 +1,17 @@
 "The `simsiam-collapse` command through `main`: reproduce's options and exit status, user errors."
+import dataclasses
 import json
 import os
 
 import nbformat
 import pytest
+import torch
 from test_experiments import NOTEBOOKS
 
 from simsiam_collapse import cli
 from simsiam_collapse import train as train_module
 from simsiam_collapse.cli import experiment_notebooks, main
+from simsiam_collapse.config import TrainConfig
 
 
 @pytest.fixture
@@ -190,3 +193,28 @@ def test_missing_data_is_hinted_with_the_command_line_flags_and_download_is_one(
     monkeypatch.setattr(cli, "_summary", lambda run_dir: "")
     main([*argv, "--download"])
     assert seen == ["1"]  # the loader, here or in a worker process, may download
+
+
+def test_version_and_the_train_examples_parse(capsys):
+    import simsiam_collapse
+    from simsiam_collapse.cli import TRAIN_EXAMPLES, build_parser
+    with pytest.raises(SystemExit) as e: main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith(f"simsiam-collapse {simsiam_collapse.__version__}")
+    lines = TRAIN_EXAMPLES.replace("\\\n", " ").splitlines()
+    examples = [line.split("#")[0].split()[1:] for line in lines if line.strip().startswith("simsiam-collapse train")]
+    examples = [words for words in examples if "..." not in words]
+    assert len(examples) >= 2
+    for words in examples:  # each example is a valid command: its options exist and its configuration validates
+        args = build_parser().parse_args(words)
+        TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}).validate()
+
+
+def test_a_finished_run_keeps_no_optimiser_state_unless_asked(tmp_path):
+    # a width-4 digits run wrote 17 MB, half of it SGD's momentum buffers that nothing reads once the run is done
+    for keep, run in ((False, tmp_path/"lean"), (True, tmp_path/"kept")):
+        main([*TINY_TRAIN, "--run-dir", str(run), *(["--keep-optimizer"] if keep else [])])
+    lean, kept = (torch.load(next((r/"checkpoints").iterdir()), weights_only=False) for r in (tmp_path/"lean",
+                                                                                         tmp_path/"kept"))
+    assert "optimizer" not in lean and "optimizer" in kept
+    assert all(torch.equal(lean["model"][k], kept["model"][k]) for k in lean["model"])  # the same training
+    assert main([*TINY_TRAIN, "--run-dir", str(tmp_path/"lean"), "--resume"]) in (None, 0)  # finished: nothing to do
