@@ -408,18 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trn.add_argument("--keep-optimizer", action="store_true",
                      help="keep the optimiser's state in the finished run's checkpoint (to train on from it)")
-    trn.add_argument(
-        "--tensorboard",
-        action="store_true",
-        help="also log to TensorBoard under <run-dir>/tensorboard (needs the tensorboard package)",
-    )
-    trn.add_argument(
-        "--log-every",
-        type=int,
-        default=50,
-        metavar="STEPS",
-        help="with --tensorboard: log the loss every this many steps",
-    )
+    trn.add_argument("--tensorboard", action="store_true",
+                     help="also log to TensorBoard under <run-dir>/tensorboard (needs the tensorboard package)")
+    trn.add_argument("--log-every", type=int, default=50, metavar="STEPS",
+                     help="with --tensorboard: log the loss every this many steps")
     _add_config_arguments(trn)
     plt = sub.add_parser(
         "plot",
