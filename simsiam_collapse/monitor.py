@@ -16,7 +16,7 @@ from simsiam_collapse.collapse import (
 )
 
 # %% auto #0
-__all__ = ['untouched', 'CollapseMonitor', 'lightning_callback']
+__all__ = ['untouched', 'describe_measurement', 'print_measurement', 'CollapseMonitor', 'lightning_callback']
 
 # %% ../nbs/21_monitor.ipynb #a0ca7436
 @contextlib.contextmanager
@@ -33,12 +33,21 @@ def untouched(model: nn.Module):
         torch.set_rng_state(cpu_rng)
         if cuda_rng is not None: torch.cuda.set_rng_state_all(cuda_rng)
 
+# %% ../nbs/21_monitor.ipynb #30da243a
+def describe_measurement(record: dict) -> str:
+    "One measurement in one line, each measure at the decimals it is read with."
+    return (f"step {record['step']}: AUC {record['auc']:.3f} (normalised {record['normalized_auc']:.3f}; higher = more "
+            f"collapsed), RankMe {record['rankme']:.1f} of {record['feature_dim']}, std of normalised features "
+            f"{record['std_l2']:.3f}, on {record['images']} images")
+
+def print_measurement(record: dict): print(describe_measurement(record))
+
 # %% ../nbs/21_monitor.ipynb #77c7a591
 class CollapseMonitor:
     """Measure collapse every `every` steps on held-out `data`: AUC (the paper's, and normalised), RankMe, the std of
     L2-normalised features and the spectrum, without changing the model's training state."""
-    def __init__(self, data, *, every: int = 100, features: Callable | None = None, log: Callable | None = print,
-                 batch_size: int = 256, key=None, transform=None):
+    def __init__(self, data, *, every: int = 100, features: Callable | None = None,
+                 log: Callable | None = print_measurement, batch_size: int = 256, key=None, transform=None):
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}.")
         if features is not None and not callable(features):

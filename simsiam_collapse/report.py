@@ -16,7 +16,7 @@ from .runs import run_status
 # %% auto #0
 __all__ = ['SMOKE_NOTE', 'PUBLISHED', 'CURVES', 'markdown_title', 'experiment_title', 'experiment_order', 'claim_verdicts',
            'machine_line', 'markdown_table', 'runs_table', 'write_runs_csv', 'markdown_to_html', 'notebook_to_html',
-           'write_report', 'publish_results', 'plot_runs']
+           'claims_section', 'write_report', 'publish_results', 'plot_runs']
 
 # %% ../nbs/17_report.ipynb #a811a12f
 def markdown_title(text) -> str | None:
@@ -118,6 +118,30 @@ def notebook_to_html(notebook, target=None) -> Path:
     target.write_text(html, encoding="utf-8")
     return target
 
+# %% ../nbs/17_report.ipynb #6d0c65d0
+def claims_section(verdicts: dict, smoke=False) -> list[str]:
+    """The report's headline claims as Markdown lines: a short table (verdict, how many checks hold, the halves of the
+    seeds when judged, a link to the evidence), then each claim's checks in full under its anchor."""
+    judged_halves = any(c.get("halves") for c in verdicts.values())
+    rows = []
+    for k, c in verdicts.items():
+        decided = [ch for ch in c["checks"] if ch["holds"] is not None]
+        row = [k, c["statement"], f"**{c['verdict']}**" + (" (smoke: plumbing only)" if smoke else ""),
+               f"{sum(ch['holds'] for ch in decided)} of {len(c['checks'])}", f"[evidence](#claim-{k})"]
+        if judged_halves:
+            h = c.get("halves")
+            row.insert(4, "not judged" if not h else f"{h[0]} / {h[1]}" + ("" if h[0] == h[1] else ": **they differ**"))
+        rows.append(row)
+    header = ["#", "claim", "verdict", "checks that hold", "evidence"]
+    if judged_halves: header.insert(4, "first half of the seeds / second half")
+    lines = ["## Headline claims", "", markdown_table(header, rows), ""]
+    if not judged_halves: lines += ["The halves of the seeds are judged apart from 4 seeds on; this run has fewer.", ""]
+    for k, c in verdicts.items():
+        lines += [f'<a id="claim-{k}"></a>', "", f"### Claim {k}: {c['verdict']}", ""]
+        lines += [f"- {e}" for e in c["evidence"]] or ["- no experiment ran"]
+        lines += [""]
+    return lines
+
 # %% ../nbs/17_report.ipynb #f64a0519
 def write_report(out, results, scale) -> Path:
     """REPORT.md and index.html under `out`: the headline claims, then every experiment in paper order with its numbers
@@ -140,15 +164,7 @@ def write_report(out, results, scale) -> Path:
     else:
         ordered = sorted(results, key=lambda r: experiment_order(r["experiment"]))
         ran = {r["experiment"].split("_")[0] for r in results if r["status"] == "done"}
-        claims = []
-        for k, c in claim_verdicts(out, ran).items():
-            v = f"**{c['verdict']}**" + (" (smoke: plumbing only)" if smoke else "")
-            h = c.get("halves")
-            halves = "not judged (fewer than 4 seeds)" if not h else \
-                f"{h[0]} / {h[1]}: {'the same' if h[0] == h[1] else '**they differ**'}"
-            claims.append([k, c["statement"], v, halves, "<br>".join(c["evidence"]) or "no experiment ran"])
-        lines += ["## Headline claims", "", markdown_table(
-            ["#", "claim", "verdict", "first half of the seeds / second half", "evidence"], claims)]
+        lines += claims_section(claim_verdicts(out, ran), smoke)
         experiments = [[r.get("title", r["experiment"]), r["status"], f"{r['seconds'] / 60:.1f}",
                         f"[{Path(link).name}]({link})"] for r in ordered if (link := r.get("html") or r["output"])]
         lines += ["", "## Experiments", "",

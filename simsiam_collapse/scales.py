@@ -14,7 +14,7 @@ from .report import markdown_table
 
 # %% auto #0
 __all__ = ['PAPER_E1', 'PAPER_TABLE2', 'PAPER_SWITCH', 'ORDERINGS_LEFT_OUT', 'PAPER_E9', 'PAPER_AUC_BY_FRACTION',
-           'CPU_METHOD_TRAIN', 'SCALES', 'PAPER_SETTINGS', 'Scale', 'settings_table', 'scale_table']
+           'CPU_METHOD_TRAIN', 'SCALES', 'PAPER_SETTINGS', 'paper_auc_cell', 'Scale', 'settings_table', 'scale_table']
 
 # %% ../nbs/13_scales.ipynb #114fb9c1
 PAPER_E1 = {"simsiam": {"resnet18": 30.0, "resnet34": 16.8, "resnet50": 68.1}}
@@ -29,6 +29,15 @@ PAPER_SWITCH = 0.4  # the paper's hybrid: single pass for the first 40 % of the 
 ORDERINGS_LEFT_OUT = [["resnet34", "cumulative"], ["resnet50", "cumulative"], ["resnet50", "hybrid"]]
 PAPER_E9 = {"resnet18": {PAPER_SWITCH: 48.3}, "resnet34": {PAPER_SWITCH: 50.3}}
 PAPER_AUC_BY_FRACTION = {k / 100: v for k, v in OFFICIAL_AUC.items()}
+
+# %% ../nbs/13_scales.ipynb #c4519dc9
+def paper_auc_cell(fraction, backbone="resnet18") -> str:
+    """The paper's AUC at `fraction` of ImageNet for a table cell, or why there is none: the official spectra are
+    ResNet-18's only, at 1, 5, 10, 20, 50 and 100 %."""
+    published = ", ".join(f"{100 * f:g}" for f in PAPER_AUC_BY_FRACTION) + " %"
+    if backbone != "resnet18": return f"not published for {backbone}"
+    if fraction not in PAPER_AUC_BY_FRACTION: return f"none at {100 * fraction:g} % (published: {published})"
+    return f"{PAPER_AUC_BY_FRACTION[fraction]:.4f}"
 
 # %% ../nbs/13_scales.ipynb #ec075258
 @dataclass(frozen=True)
