@@ -228,7 +228,9 @@ def plot_runs(run_dirs, labels=None, out=None):
             if points: ax.plot(*zip(*points), marker=".", label=label)
     for ax, (_, name) in zip(axes, CURVES):
         ax.set_xlabel("epoch"); ax.set_title(name, fontsize=9); ax.xaxis.get_major_locator().set_params(integer=True)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
+        ax.ticklabel_format(axis="y", useOffset=False)  # an offset ("1e-6+2.1e-2") sat on the panel's title
+    # the runs named once, under the panels: a legend inside the first panel covered its curves
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=min(3, len(run_dirs)), fontsize=7)
+    fig.tight_layout(rect=(0, 0.06 + 0.05 * ((len(run_dirs) - 1) // 3 + 1), 1, 1))
     if out: save_figure(fig, out)
     return fig

@@ -49,3 +49,10 @@ def test_make_docs_writes_nothing_into_the_checkout(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in checkout.rglob("*")} == before  # nbdev wrote nbs/nbdev.yml and _proc/
     assert tmp_path/"site"/"nbs"/"04_collapse.html" in pages and broken_links(tmp_path/"site") == []
     assert "show_doc" not in (tmp_path/"site"/"nbs"/"04_collapse.html").read_text()  # the processor ran
+
+
+def test_the_front_page_counts_the_experiment_notebooks():
+    "nbs/index.ipynb (the docs' overview) said 'nine' after E10 made ten."
+    words = {9: "nine", 10: "ten", 11: "eleven", 12: "twelve"}
+    count = len(list((ROOT/"nbs"/"paper").glob("e[0-9]*_*.ipynb")))
+    assert f"runs the {words[count]} experiment notebooks" in (ROOT/"nbs"/"index.ipynb").read_text()
