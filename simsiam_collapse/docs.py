@@ -18,9 +18,9 @@ from pathlib import Path
 from .report import experiment_title, markdown_title, markdown_to_html
 
 # %% auto #0
-__all__ = ['EXTERNAL', 'TAG', 'LINK', 'PANDOC_ATTRIBUTES', 'MARKDOWN_PAGES', 'NOT_COPIED', 'PROCESS_NOTEBOOKS', 'page_path',
-           'site_link', 'rewrite_links', 'relative_links', 'nav_html', 'with_nav', 'notebook_page', 'build_docs',
-           'broken_links', 'build_site']
+__all__ = ['EXTERNAL', 'TAG', 'LINK', 'PANDOC_ATTRIBUTES', 'MARKDOWN_PAGES', 'MATHJAX_CONFIG', 'NOT_COPIED', 'PROCESS_NOTEBOOKS',
+           'page_path', 'site_link', 'rewrite_links', 'relative_links', 'nav_html', 'with_nav', 'notebook_page',
+           'copy_mathjax', 'build_docs', 'broken_links', 'build_site']
 
 # %% ../nbs/19_docs.ipynb #9e6631a2
 def page_path(path) -> str:
@@ -53,8 +53,10 @@ def rewrite_links(page_html, page) -> str:
     return TAG.sub(lambda tag: LINK.sub(fix, tag[0]), page_html)
 
 def relative_links(page_html) -> list[str]:
-    "The targets of a page's `href` and `src` that point into the site (no scheme, no bare anchor), anchors cut off."
-    targets = (html.unescape(m[2]).partition("#")[0] for t in TAG.finditer(page_html) for m in LINK.finditer(t[0]))
+    """The targets of a page's `href` and `src` that point into the site (no scheme, no bare anchor), anchors and
+    queries cut off."""
+    targets = (html.unescape(m[2]).partition("#")[0].partition("?")[0] for t in TAG.finditer(page_html)
+               for m in LINK.finditer(t[0]))
     return sorted({t for t in targets if t and not EXTERNAL.match(t)})
 
 # %% ../nbs/19_docs.ipynb #9465a348
@@ -82,9 +84,10 @@ def with_nav(page_html, nav) -> str:
 # %% ../nbs/19_docs.ipynb #10821532
 PANDOC_ATTRIBUTES = re.compile(r"\{[^{}\n]*=\"[^{}\n]*\}")  # show_doc's Quarto-only link styling
 
-def notebook_page(notebook, heading=None) -> str:
+def notebook_page(notebook, heading=None, mathjax_url=None) -> str:
     """An HTML page of a notebook (nbconvert's lab template, figures embedded, no prompts). nbdev's front matter, when
-    there is one, gives way to `heading` (Markdown); `#| hide` cells and `#| echo: false` inputs are left out."""
+    there is one, gives way to `heading` (Markdown); `#| hide` cells and `#| echo: false` inputs are left out;
+    `mathjax_url`: where the page loads MathJax from (default: nbconvert's, a CDN)."""
     import nbformat
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
@@ -98,7 +101,8 @@ def notebook_page(notebook, heading=None) -> str:
         for out in c.get("outputs", []):
             if "text/markdown" in out.get("data", {}):
                 out.data["text/markdown"] = PANDOC_ATTRIBUTES.sub("", out.data["text/markdown"])
-    exporter = HTMLExporter(template_name="lab", exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter = HTMLExporter(template_name="lab", exclude_input_prompt=True, exclude_output_prompt=True,
+                            **({"mathjax_url": mathjax_url} if mathjax_url else {}))
     exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={"remove_input"}), enabled=True)
     return exporter.from_notebook_node(nb)[0]
 
@@ -123,6 +127,18 @@ def _sections(root, results) -> dict:
             "Experiments (mini, executed)": [(experiment_title(p), rel(p)) for p in exps]
             + ([("The mini-scale study", rel(study))] if study.exists() else [])}
 
+# %% ../nbs/19_docs.ipynb #94354208
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full"
+
+def copy_mathjax(dest) -> str | None:
+    "MathJax's files under `dest`/mathjax (from jupyter_server_mathjax); its script's site path, None without it."
+    try: import jupyter_server_mathjax
+    except ImportError: return None
+    target = Path(dest)/"mathjax"
+    if not (target/"MathJax.js").exists():
+        shutil.copytree(Path(jupyter_server_mathjax.__file__).parent/"static", target, dirs_exist_ok=True)
+    return "mathjax/MathJax.js"
+
 # %% ../nbs/19_docs.ipynb #9037e3fa
 def _copy_assets(page_html, source, root, dest):
     "Copy the repository files a page's relative links name (figures, CSV) to the same place in the site."
@@ -138,7 +154,7 @@ def build_docs(dest="_site", root=".", results="results/mini") -> list[Path]:
     root, dest = Path(root), Path(dest)
     sections = _sections(root, results)
     nav_sections = {h: [(t, page_path(s)) for t, s in links] for h, links in sections.items()}
-    written = []
+    written, mathjax = [], copy_mathjax(dest)
     for source in (s for links in sections.values() for _, s in links):
         processed = root/"_proc"/Path(source).relative_to("nbs") if source.startswith("nbs/") else None
         if source.endswith(".md"):
@@ -148,7 +164,9 @@ def build_docs(dest="_site", root=".", results="results/mini") -> list[Path]:
             cells = json.loads((root/source).read_text())["cells"]
             first = next((c for c in cells if c["cell_type"] == "markdown"), None)
             heading = "".join(first["source"]) if first else None
-            page = notebook_page(processed if processed and processed.exists() else root/source, heading)
+            local = mathjax and posixpath.relpath(mathjax, posixpath.dirname(page_path(source)) or ".") + \
+                f"?config={MATHJAX_CONFIG}"
+            page = notebook_page(processed if processed and processed.exists() else root/source, heading, local)
         page = with_nav(rewrite_links(page, source), nav_html(nav_sections, page_path(source)))
         target = dest/page_path(source)
         target.parent.mkdir(parents=True, exist_ok=True); target.write_text(page, encoding="utf-8")

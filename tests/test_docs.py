@@ -1,4 +1,5 @@
 "The documentation site (`make docs`) built from this repository: every page there, every link and image loads."
+import re
 import sys
 from pathlib import Path
 
@@ -56,3 +57,13 @@ def test_the_front_page_counts_the_experiment_notebooks():
     words = {9: "nine", 10: "ten", 11: "eleven", 12: "twelve"}
     count = len(list((ROOT/"nbs"/"paper").glob("e[0-9]*_*.ipynb")))
     assert f"runs the {words[count]} experiment notebooks" in (ROOT/"nbs"/"index.ipynb").read_text()
+
+
+def test_formulas_render_offline_from_the_sites_own_mathjax(site):
+    "Notebook pages loaded MathJax from a CDN: offline, and on many clusters, formulas stayed raw LaTeX."
+    site, _ = site
+    pytest.importorskip("jupyter_server_mathjax", reason="the dev requirement that ships MathJax")
+    page = (site/"nbs"/"04_collapse.html").read_text()
+    scripts = [s for s in re.findall(r'<script[^>]*src="([^"]*)"', page) if "MathJax" in s]
+    assert scripts and all(not s.startswith(("http:", "https:", "//")) for s in scripts), scripts
+    assert (site/"nbs"/scripts[0].split("?")[0]).resolve().is_file()
