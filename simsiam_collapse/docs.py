@@ -18,9 +18,9 @@ from pathlib import Path
 from .report import experiment_title, markdown_title, markdown_to_html
 
 # %% auto #0
-__all__ = ['EXTERNAL', 'TAG', 'LINK', 'PANDOC_ATTRIBUTES', 'MARKDOWN_PAGES', 'MATHJAX_CONFIG', 'NOT_COPIED', 'PROCESS_NOTEBOOKS',
-           'page_path', 'site_link', 'rewrite_links', 'relative_links', 'nav_html', 'with_nav', 'notebook_page',
-           'copy_mathjax', 'build_docs', 'broken_links', 'build_site']
+__all__ = ['EXTERNAL', 'TAG', 'LINK', 'SEARCH_SCRIPT', 'PANDOC_ATTRIBUTES', 'MARKDOWN_PAGES', 'MATHJAX_CONFIG', 'NOT_COPIED',
+           'PROCESS_NOTEBOOKS', 'page_path', 'site_link', 'rewrite_links', 'relative_links', 'nav_html', 'with_nav',
+           'notebook_page', 'copy_mathjax', 'build_docs', 'broken_links', 'write_search_index', 'build_site']
 
 # %% ../nbs/19_docs.ipynb #9e6631a2
 def page_path(path) -> str:
@@ -60,8 +60,18 @@ def relative_links(page_html) -> list[str]:
     return sorted({t for t in targets if t and not EXTERNAL.match(t)})
 
 # %% ../nbs/19_docs.ipynb #9465a348
+# the search box: every word typed must occur in a page's text (search.js's SEARCH_INDEX); the first 12 pages link
+SEARCH_SCRIPT = """(function(){const root=%s, box=document.getElementById('site-search'),
+hits=document.getElementById('site-hits'); box.addEventListener('input', function(){
+const words=box.value.toLowerCase().split(/\\s+/).filter(w=>w.length>1); hits.innerHTML='';
+if(!words.length||!window.SEARCH_INDEX) return;
+window.SEARCH_INDEX.filter(p=>words.every(w=>p.text.includes(w))).slice(0,12).forEach(function(p){
+const li=document.createElement('li'), a=document.createElement('a'); a.href=root+'/'+p.url; a.textContent=p.title;
+li.appendChild(a); hits.appendChild(li);});});})();"""
+
 def nav_html(sections, page) -> str:
-    "A navigation column: `sections` maps a heading to (title, site path) pairs; the links are relative to `page`."
+    """A navigation column: a search box, then `sections` ({heading: (title, site path) pairs}); the links are
+    relative to `page`."""
     here = posixpath.dirname(page) or "."
     parts = []
     for heading, links in sections.items():
@@ -73,7 +83,11 @@ def nav_html(sections, page) -> str:
              "overflow:auto;padding:8px;background:#f6f6f6;border-right:1px solid #ddd;font:13px sans-serif;z-index:9}"
              "nav.site ul{list-style:none;padding-left:6px;margin:4px 0}nav.site li{margin:3px 0}"
              "nav.site li.current{font-weight:bold}nav.site h4{margin:10px 0 2px}</style>")
-    return f'{style}<nav class="site">{"".join(parts)}</nav>'
+    root = posixpath.relpath(".", here)
+    search = (f'<input id="site-search" placeholder="search the site" style="width:95%"><ul id="site-hits"></ul>'
+              f'<script src="{html.escape(root)}/search.js"></script>'
+              f'<script>{SEARCH_SCRIPT % json.dumps(root)}</script>')
+    return f'{style}<nav class="site">{search}{"".join(parts)}</nav>'
 
 def with_nav(page_html, nav) -> str:
     "`page_html` with `nav` right after its `<body>` tag."
@@ -172,6 +186,7 @@ def build_docs(dest="_site", root=".", results="results/mini") -> list[Path]:
         target.parent.mkdir(parents=True, exist_ok=True); target.write_text(page, encoding="utf-8")
         _copy_assets(page, source, root, dest)
         written.append(target)
+    write_search_index(dest)
     return written
 
 # %% ../nbs/19_docs.ipynb #da1723fc
@@ -180,6 +195,21 @@ def broken_links(site) -> list[tuple[str, str]]:
     site = Path(site)
     return [(str(p.relative_to(site)), t) for p in sorted(site.rglob("*.html"))
             for t in relative_links(p.read_text(encoding="utf-8")) if not (p.parent/t).is_file()]
+
+# %% ../nbs/19_docs.ipynb #d4e79e5e
+def write_search_index(site) -> Path:
+    "`search.js` under `site`: window.SEARCH_INDEX, each page's {title, url, text}, for the navigation's search box."
+    site, index = Path(site), []
+    for page in sorted(site.rglob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        title = re.search(r"<title>(.*?)</title>", text, re.S)
+        body = re.sub(r"<(script|style|nav)\b.*?</\1>", " ", text, flags=re.S | re.I)
+        words = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", body))).strip().lower()
+        index.append(dict(title=html.unescape(title[1]).strip() if title else page.stem,
+                          url=page.relative_to(site).as_posix(), text=words))
+    target = site/"search.js"
+    target.write_text("window.SEARCH_INDEX = " + json.dumps(index) + ";\n", encoding="utf-8")
+    return target
 
 # %% ../nbs/19_docs.ipynb #2cf24c1c
 # what the site does not read: the copy leaves them out (the environment, the history, earlier outputs)

@@ -67,3 +67,16 @@ def test_formulas_render_offline_from_the_sites_own_mathjax(site):
     scripts = [s for s in re.findall(r'<script[^>]*src="([^"]*)"', page) if "MathJax" in s]
     assert scripts and all(not s.startswith(("http:", "https:", "//")) for s in scripts), scripts
     assert (site/"nbs"/scripts[0].split("?")[0]).resolve().is_file()
+
+
+def test_every_page_searches_the_whole_site(site):
+    "A search box on every page, over an index of every page's text that loads from disk (no server)."
+    import json
+    site, pages = site
+    text = (site/"search.js").read_text()
+    index = json.loads(text[text.index("["):text.rindex("]") + 1])
+    assert {p["url"] for p in index} >= pages - {"search.js"} and len(index) > 25
+    collapse = next(p for p in index if p["url"] == "nbs/04_collapse.html")
+    assert "spectrumaccumulator" in collapse["text"] and "window.search_index" not in collapse["text"]
+    page = (site/"nbs"/"04_collapse.html").read_text()
+    assert 'id="site-search"' in page and 'src="../search.js"' in page
