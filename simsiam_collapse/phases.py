@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 # %% auto #0
-__all__ = ['BOOTSTRAP_RESAMPLES', 'monotone_fit', 'critical_dose', 'CriticalDose', 'dose_interval', 'DoseRatio', 'dose_ratio',
-           'seeds_for_power', 'plot_phase_diagram']
+__all__ = ['BOOTSTRAP_RESAMPLES', 'monotone_fit', 'critical_dose', 'CriticalDose', 'percentiles', 'dose_interval', 'DoseRatio',
+           'dose_ratio', 'seeds_for_power', 'plot_phase_diagram']
 
 # %% ../nbs/22_phases.ipynb #6308c692
 def monotone_fit(doses, values) -> tuple[np.ndarray, np.ndarray]:
@@ -32,14 +32,15 @@ def monotone_fit(doses, values) -> tuple[np.ndarray, np.ndarray]:
     return xs, np.concatenate([[m] * n for m, _, n in merged])
 
 # %% ../nbs/22_phases.ipynb #df25db4a
-def critical_dose(doses, values, chance: float) -> float:
+def critical_dose(doses, values, floor: float) -> float:
     """The dose at which the monotone fit of `values` (accuracy, %) falls halfway from its level at the lowest dose to
-    `chance`, interpolated in log dose; `inf` when it stays above that within the doses given (collapse later than the
-    top dose), NaN when even the lowest dose is at chance (nothing to lose)."""
+    `floor`, the accuracy of the collapsed state (chance, or as measured on the collapsed runs of a diagram),
+    interpolated in log dose; `inf` when it stays above that within the doses given (collapse later than the top dose),
+    NaN when even the lowest dose is at the floor (nothing to lose)."""
     xs, fit = monotone_fit(doses, values)
     healthy = fit[0]
-    if not healthy > chance: return math.nan
-    level = (healthy + chance) / 2
+    if not healthy > floor: return math.nan
+    level = (healthy + floor) / 2
     below = np.flatnonzero(fit < level)
     if len(below) == 0: return math.inf
     i = below[0]  # i >= 1: the fit at the lowest dose is the healthy level itself
@@ -63,6 +64,14 @@ class CriticalDose:
             f"{d:.{digits - 1}e}"
         return f(self.dose) if math.isinf(self.dose) else f"{f(self.dose)} [{f(self.low)}, {f(self.high)}]"
 
+def percentiles(draws, q=(2.5, 97.5)) -> tuple[float, float]:
+    "The `q` percentiles of bootstrap draws that may be infinite (above the ladder) or NaN (undefined: left out)."
+    draws = np.asarray(draws, float)
+    draws = draws[~np.isnan(draws)]
+    if len(draws) == 0: return math.nan, math.nan
+    finite = np.where(np.isinf(draws), np.sign(draws) * 1e300, draws)  # inf sorts last without inf - inf = NaN
+    return tuple(float(v) if abs(v) < 1e299 else math.copysign(math.inf, v) for v in np.percentile(finite, q))
+
 def _rows_by_dose(rows, value):
     doses = sorted({r["weight_decay"] for r in rows})
     return {d: sorted(((r["seed"], r[value]) for r in rows if r["weight_decay"] == d)) for d in doses}
@@ -77,14 +86,14 @@ def _resample(by_dose, rng, seeds_drawn=None):
     return doses, values
 
 # %% ../nbs/22_phases.ipynb #5dad14c4
-def dose_interval(rows, chance, value="accuracy", resamples=BOOTSTRAP_RESAMPLES, seed=0) -> CriticalDose:
+def dose_interval(rows, floor, value="accuracy", resamples=BOOTSTRAP_RESAMPLES, seed=0) -> CriticalDose:
     "The critical dose of `rows` (dicts with weight_decay, seed and `value`) with its 95 % bootstrap interval."
     by_dose = _rows_by_dose(rows, value)
     doses = [d for d, runs in by_dose.items() for _ in runs]
-    point = critical_dose(doses, [v for runs in by_dose.values() for _, v in runs], chance)
+    point = critical_dose(doses, [v for runs in by_dose.values() for _, v in runs], floor)
     rng = np.random.default_rng(seed)
-    draws = np.array([critical_dose(*_resample(by_dose, rng), chance) for _ in range(resamples)])
-    low, high = np.nanpercentile(draws, [2.5, 97.5]) if not np.isnan(draws).all() else (math.nan, math.nan)
+    draws = np.array([critical_dose(*_resample(by_dose, rng), floor) for _ in range(resamples)])
+    low, high = percentiles(draws)
     return CriticalDose(point, float(low), float(high), max(by_dose))
 
 # %% ../nbs/22_phases.ipynb #09b2d094
@@ -104,13 +113,13 @@ class DoseRatio:
     def format(self) -> str: return f"x{self.ratio:.2f} [{self.low:.2f}, {self.high:.2f}]" + (" (paired by seed)" if
                                                                                            self.paired else "")
 
-def dose_ratio(a_rows, b_rows, chance, paired=False, value="accuracy", resamples=BOOTSTRAP_RESAMPLES,
+def dose_ratio(a_rows, b_rows, floor, paired=False, value="accuracy", resamples=BOOTSTRAP_RESAMPLES,
                seed=0) -> DoseRatio:
     """The ratio of the critical doses of two conditions, resampled apart, or `paired` (the same seeds drawn at each
     dose for both: conditions that share initial weights, e.g. two orderings of one network)."""
     a, b = _rows_by_dose(a_rows, value), _rows_by_dose(b_rows, value)
     def ratio(ra, rb):
-        da, db = critical_dose(*ra, chance), critical_dose(*rb, chance)
+        da, db = critical_dose(*ra, floor), critical_dose(*rb, floor)
         return da / db
     point = ratio(*[([d for d, runs in x.items() for _ in runs], [v for runs in x.values() for _, v in runs])
                     for x in (a, b)])
@@ -123,21 +132,22 @@ def dose_ratio(a_rows, b_rows, chance, paired=False, value="accuracy", resamples
             draws.append(ratio(_resample(a, rng, seeds), _resample(b, rng, seeds)))
         else: draws.append(ratio(_resample(a, rng), _resample(b, rng)))
     draws = np.array(draws, float)
-    low, high = np.nanpercentile(draws, [2.5, 97.5])
+    low, high = percentiles(draws)
     return DoseRatio(float(point), float(low), float(high), paired)
 
 # %% ../nbs/22_phases.ipynb #4abb7012
 def seeds_for_power(r: DoseRatio, seeds_now: int, power_z=1.96 + 0.84) -> int | None:
-    "Seeds per dose for 80 % power at the measured log ratio of `r` (None: no difference to detect)."
+    "Seeds per dose for 80 % power at the measured log ratio of `r` (None: no difference, or one off the ladder)."
+    if not (0 < r.low <= r.high < math.inf and 0 < r.ratio < math.inf): return None  # a bound off the ladder
     spread = (math.log(r.high) - math.log(r.low)) / (2 * 1.96)  # the bootstrap's standard error of the log ratio
     effect = abs(math.log(r.ratio))
     if not effect > 0 or not math.isfinite(spread): return None
     return max(2, math.ceil(seeds_now * (power_z * spread / effect) ** 2))
 
 # %% ../nbs/22_phases.ipynb #8eee9bef
-def plot_phase_diagram(ax, conditions: dict, chance=None, value="accuracy", colors=None):
+def plot_phase_diagram(ax, conditions: dict, floor=None, value="accuracy", colors=None):
     """Draw `conditions` ({name: rows}) on `ax`: every run a point at (weight decay, `value`), the monotone fit of each
-    condition, and (with `chance`, for accuracy) its critical dose."""
+    condition, and (with `floor`, for accuracy) its critical dose and the floor."""
     for k, (name, rows) in enumerate(conditions.items()):
         color = (colors or {}).get(name, f"C{k}")
         d = np.array([r["weight_decay"] for r in rows]); v = np.array([r[value] for r in rows])
@@ -145,9 +155,9 @@ def plot_phase_diagram(ax, conditions: dict, chance=None, value="accuracy", colo
         xs = np.unique(d)
         fit = monotone_fit(d, v)[1] if value == "accuracy" else [v[d == x].mean() for x in xs]
         ax.plot(xs, fit, color=color, label=name, lw=1.5)
-        if chance is not None and value == "accuracy":
-            dose = critical_dose(d, v, chance)
+        if floor is not None and value == "accuracy":
+            dose = critical_dose(d, v, floor)
             if math.isfinite(dose): ax.axvline(dose, color=color, ls=":", lw=1)
-    if chance is not None and value == "accuracy": ax.axhline(chance, color="0.6", lw=0.8)
-    ax.set_xscale("log"); ax.set_xlabel("weight decay (the dose: lr x weight decay x steps is proportional to it)")
+    if floor is not None and value == "accuracy": ax.axhline(floor, color="0.6", lw=0.8)
+    ax.set_xscale("log"); ax.set_xlabel("weight decay (log axis)")
     return ax
