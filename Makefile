@@ -11,7 +11,7 @@ ifneq ($(wildcard ../shared/data),)
 export SIMSIAM_COLLAPSE_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: setup lint test test-slow mutation reproduce results docs export clean
+.PHONY: setup lint test test-slow mutation reproduce results docs export gpu-check clean
 
 setup: $(BIN)/.installed
 
@@ -85,6 +85,13 @@ docs: setup
 	$(BIN)/python -c "from simsiam_collapse.docs import build_site, broken_links; \
 	pages = build_site('$(SITE)'); bad = broken_links('$(SITE)'); print(len(pages), 'pages in $(SITE)/'); \
 	[print('broken link:', page, '->', target) for page, target in bad]; exit(1 if bad else 0)"
+
+# The GPU path in one prepared command for the minutes a GPU is lent (GUIDE.md): the CUDA tests, a smoke reproduction,
+# throughput and epoch times at the gpu scale, the mini reproduction if time allows; everything into OUT (default
+# results/gpu-check/<card>-<date>/). On a CPU, `make gpu-check GPU_CHECK="--device cpu --quick"` runs it CI-sized.
+GPU_CHECK ?=
+gpu-check: setup
+	$(BIN)/python benchmarks/gpu_check.py $(if $(filter-out reproduction,$(OUT)),--out $(OUT)) $(GPU_CHECK)
 
 clean:
 	rm -rf $(VENV) *.egg-info _proc _docs _site

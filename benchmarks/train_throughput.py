@@ -27,9 +27,9 @@ from simsiam_collapse.methods import SimSiam
 from simsiam_collapse.models import build_backbone
 
 
-def make_model(width, device, channels_last):
+def make_model(width, device, channels_last, backbone="resnet18"):
     torch.manual_seed(0)
-    model = SimSiam(build_backbone("resnet18", stem="cifar", width=width)).to(device)
+    model = SimSiam(build_backbone(backbone, stem="cifar", width=width)).to(device)
     if channels_last: model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     return model, opt
@@ -46,9 +46,9 @@ def sync(device):
     if device.type == "cuda": torch.cuda.synchronize()
 
 
-def ours(ds, width, batch, steps, device):
+def ours(ds, width, batch, steps, device, backbone="resnet18"):
     amp = device.type == "cuda"
-    model, opt = make_model(width, device, True)
+    model, opt = make_model(width, device, True, backbone)
     images = ds.images.to(device)  # uint8, in memory
     augment = TwoViewAugment.for_dataset(ds, "simsiam")
     gen = torch.Generator().manual_seed(0)

@@ -9,6 +9,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "package_checks: the notebooks' checks run on the exported package, for `make mutation` only"
     )
+    config.addinivalue_line(
+        "markers", "cuda: checks of the GPU path (tests/test_cuda.py): skipped without CUDA, run by `make gpu-check`"
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,160 @@
+"""`make gpu-check`: the GPU path proven in the minutes a GPU is lent, by one prepared command.
+
+The parts run in the order of what they prove, each timed, each written into the output folder as it finishes (a run
+cut off still leaves what it measured; `summary.json` is rewritten after every part):
+
+1. environment: the card, driver and memory (nvidia-smi), torch, CUDA and cuDNN versions, the CPU;
+2. the CUDA tests (`pytest -m cuda tests/test_cuda.py`): bf16 against fp32, the augmentation on the device, resident
+   images, the monitor and the accumulator, SyncBN, a run under torchrun;
+3. `simsiam-collapse reproduce --scale smoke` on the device, end to end (its REPORT.md is copied);
+4. throughput at the `gpu` scale (`train_throughput.py`, width 64, 32 px, batch 256 and 512: ours, the paper's per-image
+   pipeline and the bare step, with the ratios) and bf16 against fp32 (`step_variants.py`);
+5. one timed epoch of the `gpu` scale for ResNet-18 and ResNet-50 (50,000 CIFAR-10 images, or fake ones of that shape),
+   and the time of a 100-epoch run of each projected from it;
+6. if the time left allows: the whole `mini` reproduction on the device, runs side by side, its verdicts.
+
+    .venv/bin/python benchmarks/gpu_check.py --out results/gpu-check/h100-2026-12-05   # on a GPU, under 8 minutes
+    .venv/bin/python benchmarks/gpu_check.py --device cpu --quick                       # the same, CI-sized, on a CPU
+"""
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def shell(command, log, timeout, env=None) -> dict:
+    "Run `command`, its output into `log` as it comes; its exit status and seconds."
+    t0 = time.monotonic()
+    with open(log, "w") as f:
+        try:
+            rc = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, timeout=timeout, cwd=ROOT,
+                                env={**os.environ, **(env or {})}).returncode
+        except subprocess.TimeoutExpired: rc = "timed out"
+    return dict(returncode=rc, seconds=round(time.monotonic() - t0, 1), log=log.name)
+
+
+def environment(out, args) -> dict:
+    import torch
+
+    from simsiam_collapse.runs import cpu_info
+    env = dict(torch=torch.__version__, cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(), cpu=cpu_info(),
+               device=args.device, python=sys.version.split()[0])
+    if torch.cuda.is_available():
+        env["card"] = torch.cuda.get_device_name(0)
+        env["memory_gib"] = round(torch.cuda.get_device_properties(0).total_memory / 2 ** 30, 1)
+    if shutil.which("nvidia-smi"):
+        env["nvidia_smi"] = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                                            "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
+    (out/"environment.json").write_text(json.dumps(env, indent=1))
+    return env
+
+
+def cuda_tests(out, args) -> dict:
+    return shell([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "tests/test_cuda.py", "--junitxml",
+                  str(out/"cuda_tests.xml")], out/"cuda_tests.txt", 300, dict(SIMSIAM_COLLAPSE_TEST_DEVICE=args.device))
+
+
+def smoke_reproduce(out, args) -> dict:
+    only = ["--only", "e2"] if args.quick else []
+    r = shell([str(BIN/"simsiam-collapse"), "reproduce", "--scale", "smoke", "--device", args.device, "--out",
+               str(out/"smoke"), *only], out/"smoke_reproduce.txt", 600)
+    if (out/"smoke"/"REPORT.md").exists(): shutil.copy(out/"smoke"/"REPORT.md", out/"smoke_REPORT.md")
+    shutil.rmtree(out/"smoke"/"runs", ignore_errors=True)  # checkpoints: not worth carrying back
+    return r
+
+
+def throughput(out, args) -> dict:
+    size = ["--widths", "8", "--steps", "2", "--repeats", "1"] if args.quick else ["--widths", "64", "--steps", "20",
+                                                                                   "--repeats", "3"]
+    parts = {}
+    for batch in ([32] if args.quick else [256, 512]):
+        parts[f"pipelines_batch{batch}"] = shell(
+            [sys.executable, "benchmarks/train_throughput.py", "--device", args.device, "--batch-size", str(batch),
+             *size], out/f"throughput_batch{batch}.md", 300)
+    parts["bf16_fp32"] = shell([sys.executable, "benchmarks/step_variants.py", "--device", args.device, "--no-compile",
+                                "--batch-size", "32" if args.quick else "256", *(["--steps", "2", "--repeats", "1"]
+                                if args.quick else [])], out/"bf16_fp32.md", 300)
+    return parts
+
+
+def epoch_times(out, args) -> dict:
+    """The training steps of one epoch of the `gpu` scale per network (50,000 images at batch 256: 195 steps, the
+    augmentation on the device included; CIFAR-10 when it is there, else images of its shape), and a 100-epoch run
+    projected from it (the per-epoch monitoring comes on top)."""
+    import torch
+    sys.path.insert(0, str(ROOT/"benchmarks"))
+    from train_throughput import ours
+
+    from simsiam_collapse.datasets import DataNotFoundError, load_dataset
+    from simsiam_collapse.scales import SCALES
+    device, gpu = torch.device(args.device), SCALES["gpu"].train
+    try: ds, data = load_dataset("cifar10", "train"), "cifar10"
+    except DataNotFoundError:
+        ds, data = load_dataset("fake", num_samples=50_000, image_size=32), "fake, CIFAR-10's shape"
+    width, batch = (8, 32) if args.quick else (gpu["width"], gpu["batch_size"])
+    steps = 4 if args.quick else len(ds) // batch
+    rows = dict(data=data, width=width, batch=batch, steps=steps)
+    for backbone in ("resnet18", "resnet50"):
+        run = ours(ds, width, batch, steps, device, backbone)
+        run(2)  # warm-up: the allocator, cuDNN's choice of kernels
+        seconds = run(steps)
+        rows[backbone] = dict(epoch_seconds=round(seconds, 2), pairs_per_second=round(steps * batch / seconds),
+                              projected_100_epoch_run_minutes=round(100 * seconds / 60, 1))
+    (out/"epoch_times.json").write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def mini_reproduce(out, args) -> dict:
+    from simsiam_collapse.datasets import DataNotFoundError, load_dataset
+    try: load_dataset("cifar10", "test")
+    except DataNotFoundError: return "skipped: CIFAR-10 not found on this machine (set SIMSIAM_COLLAPSE_DATA)"
+    r = shell([str(BIN/"simsiam-collapse"), "reproduce", "--scale", "mini", "--device", args.device, "--jobs", "4",
+               "--out", str(out/"mini")], out/"mini_reproduce.txt", int(args.deadline - time.monotonic()))
+    for name in ("REPORT.md", "runs.csv"):
+        if (out/"mini"/name).exists(): shutil.copy(out/"mini"/name, out/f"mini_{name}")
+    shutil.rmtree(out/"mini"/"runs", ignore_errors=True)
+    return r
+
+
+PARTS = [("environment", environment, 5), ("cuda_tests", cuda_tests, 60), ("smoke_reproduce", smoke_reproduce, 120),
+         ("throughput", throughput, 90), ("epoch_times", epoch_times, 90), ("mini_reproduce", mini_reproduce, 400)]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--quick", action="store_true", help="CI-sized: tiny settings, no mini reproduction")
+    p.add_argument("--budget", type=float, default=480, help="seconds for the whole check (a part that would need "
+                   "more than is left, by its estimate, is skipped)")
+    p.add_argument("--out", default=None, help="default: results/gpu-check/<card or device>-<date>")
+    args = p.parse_args(argv)
+    import torch
+    card = torch.cuda.get_device_name(0) if torch.cuda.is_available() else args.device
+    out = Path(args.out or ROOT/"results"/"gpu-check"/f"{card.split()[-1].lower()}-{datetime.date.today()}")
+    out.mkdir(parents=True, exist_ok=True)
+    args.deadline, summary = time.monotonic() + args.budget, {}
+    for name, part, estimate in PARTS:
+        if args.quick and name == "mini_reproduce": continue
+        left = args.deadline - time.monotonic()
+        if left < estimate:
+            summary[name] = f"skipped: {left:.0f} s left, the part needs about {estimate} s"; continue
+        print(f"[{time.strftime('%H:%M:%S')}] {name} ...", flush=True)
+        t0 = time.monotonic()
+        try: summary[name] = part(out, args)
+        except Exception as e: summary[name] = f"failed: {type(e).__name__}: {e}"
+        print(f"[{time.strftime('%H:%M:%S')}] {name}: {time.monotonic() - t0:.0f} s: {summary[name]}", flush=True)
+        (out/"summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    print(f"results in {out}")
+    return 0 if all(not str(v).startswith("failed") for v in summary.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
