@@ -19,8 +19,9 @@ from .report import experiment_title, markdown_title, markdown_to_html
 
 # %% auto #0
 __all__ = ['EXTERNAL', 'TAG', 'LINK', 'SEARCH_SCRIPT', 'PANDOC_ATTRIBUTES', 'MARKDOWN_PAGES', 'MATHJAX_CONFIG', 'NOT_COPIED',
-           'PROCESS_NOTEBOOKS', 'page_path', 'site_link', 'rewrite_links', 'relative_links', 'nav_html', 'with_nav',
-           'notebook_page', 'copy_mathjax', 'build_docs', 'broken_links', 'write_search_index', 'build_site']
+           'PROCESS_NOTEBOOKS', 'EXECUTE_NOTEBOOKS', 'page_path', 'site_link', 'rewrite_links', 'relative_links',
+           'nav_html', 'with_nav', 'notebook_page', 'copy_mathjax', 'build_docs', 'broken_links', 'write_search_index',
+           'build_site']
 
 # %% ../nbs/19_docs.ipynb #9e6631a2
 def page_path(path) -> str:
@@ -217,15 +218,28 @@ NOT_COPIED = (".git", ".venv", "_site", "_proc", "_docs", "reproduction", "runs"
               "*.egg-info")
 # nbdev's processor without its Quarto installer (which, without Quarto, would pip-install the project)
 PROCESS_NOTEBOOKS = "import nbdev.quarto as q; q._ensure_quarto = lambda: None; q._pre_docs()"
+# each library notebook executed in place (execnb, as nbdev_test runs them), so its pages show the examples' outputs;
+# a notebook that fails keeps its cells without outputs, and its name is printed
+EXECUTE_NOTEBOOKS = """import sys, pathlib
+from execnb.nbio import read_nb, write_nb
+from execnb.shell import CaptureShell
+for path in sorted(pathlib.Path('.').glob('[0-9][0-9]_*.ipynb')):
+    nb = read_nb(path)
+    try: CaptureShell().run_all(nb, exc_stop=True)
+    except Exception as e: print(f'{path.name}: not executed ({type(e).__name__})', file=sys.stderr); continue
+    write_nb(nb, path)
+"""
 
 def build_site(dest="_site", root=".", results="results/mini") -> list[Path]:
-    """`build_docs` of a temporary copy of the repository at `root` whose library notebooks went through nbdev's
-    processor first: nothing is written under `root` but the site at `dest` (when it lies there)."""
+    """`build_docs` of a temporary copy of the repository at `root` whose library notebooks were executed (their
+    examples' outputs shown) and went through nbdev's processor: nothing is written under `root` but the site at
+    `dest` (when it lies there)."""
     dest = Path(dest).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp)/"repo"
         shutil.copytree(root, copy, ignore=shutil.ignore_patterns(*NOT_COPIED))
         for p in [copy, *copy.rglob("*")]: p.chmod(p.stat().st_mode | 0o200)  # a read-only checkout: a writable copy
+        subprocess.run([sys.executable, "-c", EXECUTE_NOTEBOOKS], cwd=copy/"nbs", capture_output=True, text=True)
         done = subprocess.run([sys.executable, "-c", PROCESS_NOTEBOOKS], cwd=copy, capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"nbdev's documentation processor failed:\n{done.stderr[-2000:]}")
