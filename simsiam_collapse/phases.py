@@ -110,8 +110,10 @@ class DoseRatio:
         "True: the interval lies above 1; False: below 1; None: it holds 1."
         return True if self.low > 1 else False if self.high < 1 else None
 
-    def format(self) -> str: return f"x{self.ratio:.2f} [{self.low:.2f}, {self.high:.2f}]" + (" (paired by seed)" if
-                                                                                           self.paired else "")
+    def format(self) -> str:
+        "'x1.08 [0.92, 1.21]'; 'a above the ladder, b within it' where a never collapsed (an infinite ratio)."
+        if math.isinf(self.ratio): return "a above the ladder, b within it"
+        return f"x{self.ratio:.2f} [{self.low:.2f}, {self.high:.2f}]" + (" (paired by seed)" if self.paired else "")
 
 def dose_ratio(a_rows, b_rows, floor, paired=False, value="accuracy", resamples=BOOTSTRAP_RESAMPLES,
                seed=0) -> DoseRatio:
