@@ -269,7 +269,6 @@ class InputBatches:
         self.data, self.batch_size, self.key, self.transform = data, batch_size, key, transform
         first = next(iter(self), None)  # read one batch now: a wrong input fails here, not at the first measurement
         if first is None or len(first) == 0: raise ValueError("The data hold no inputs: nothing to measure.")
-        self.input_shape = tuple(first.shape[1:])
 
     def _collate(self, items):
         inputs = [_inputs_of(item, self.key) for item in items]

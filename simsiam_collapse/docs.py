@@ -239,7 +239,10 @@ def build_site(dest="_site", root=".", results="results/mini") -> list[Path]:
         copy = Path(tmp)/"repo"
         shutil.copytree(root, copy, ignore=shutil.ignore_patterns(*NOT_COPIED))
         for p in [copy, *copy.rglob("*")]: p.chmod(p.stat().st_mode | 0o200)  # a read-only checkout: a writable copy
-        subprocess.run([sys.executable, "-c", EXECUTE_NOTEBOOKS], cwd=copy/"nbs", capture_output=True, text=True)
+        executed = subprocess.run([sys.executable, "-c", EXECUTE_NOTEBOOKS], cwd=copy/"nbs", capture_output=True,
+                                  text=True)
+        for line in executed.stderr.splitlines():  # the notebooks shown without outputs, by name
+            if ": not executed (" in line: print(line, file=sys.stderr)
         done = subprocess.run([sys.executable, "-c", PROCESS_NOTEBOOKS], cwd=copy, capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"nbdev's documentation processor failed:\n{done.stderr[-2000:]}")
