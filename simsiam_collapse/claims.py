@@ -13,7 +13,7 @@ from scipy.stats import t as student_t
 
 # %% auto #0
 __all__ = ['CLAIMS', 'VERDICTS', 'CONFIDENCE', 'RISE_RHO', 'ANTI_RHO', 'LOO_R2', 'NEAR_TOTAL_COLLAPSE', 'CLAIM_SOURCES',
-           'Estimate', 'Check', 'Difference', 'beyond_noise', 'not_beyond_noise', 'spearman', 'verdict',
+           'DIAGRAM', 'Estimate', 'Check', 'Difference', 'beyond_noise', 'not_beyond_noise', 'spearman', 'verdict',
            'check_from_dict', 'check_to_dict', 'merge_claims']
 
 # %% ../nbs/11_claims.ipynb #b20e12ad
@@ -157,6 +157,8 @@ def check_to_dict(c: Check) -> dict: return asdict(c)
 
 # %% ../nbs/11_claims.ipynb #9cd9dbdd
 CLAIM_SOURCES = {1: ("e1", "e6", "e8"), 2: ("e2",), 3: ("e3",), 4: ("e4",), 5: ("e5",), 6: ("e6", "e7", "e8", "e9")}
+# the phase diagram: each claim it judges gets its verdict there too, beside the one-dose verdict of the others
+DIAGRAM = "e11"
 
 def _half_verdicts(mine: list[dict]) -> list[str] | None:
     """The verdicts of a claim on each half of the seeds, merged over its experiments; None unless every experiment
@@ -165,13 +167,23 @@ def _half_verdicts(mine: list[dict]) -> list[str] | None:
     return [verdict(check_from_dict(d) for c in mine for d in c["halves"][h]["checks"]) for h in (0, 1)]
 
 # %% ../nbs/11_claims.ipynb #6d8ac122
+def _diagram_verdict(judged: list[dict]) -> dict | None:
+    "A claim's verdict on the phase diagram (`DIAGRAM`'s recorded entries), its evidence and halves; None if unjudged."
+    if not judged: return None
+    checks = [check_from_dict(d) for c in judged for d in c["checks"]]
+    lines = "; ".join(c.line() for c in checks)
+    return dict(verdict=verdict(checks), checks=[check_to_dict(c) for c in checks], halves=_half_verdicts(judged),
+                evidence=f"{DIAGRAM.upper()} (the phase diagram): {verdict(checks)}: {lines}")
+
 def merge_claims(recorded: list[dict], ran: set) -> dict:
     """Each claim's overall verdict from the claims recorded by the experiments (`claims.json` entries) and the ids of
-    the experiments that ran: {claim: dict(statement, verdict, evidence lines, checks, halves)}, `halves` the verdicts
-    on each half of the seeds (None when not every experiment judged them)."""
+    the experiments that ran: {claim: dict(statement, verdict, evidence lines, checks, halves, diagram)}, `halves` the
+    verdicts on each half of the seeds (None when not every experiment judged them), `diagram` the verdict of the
+    phase diagram (`DIAGRAM`) where it judged the claim, kept apart from the one-dose verdict."""
     out = {}
     for k, statement in CLAIMS.items():
-        mine = [c for c in recorded if c["claim"] == k]
+        diagram = _diagram_verdict([c for c in recorded if c["claim"] == k and c["experiment"] == DIAGRAM])
+        mine = [c for c in recorded if c["claim"] == k and c["experiment"] != DIAGRAM]
         checks, evidence = [], []
         for c in mine:
             cs = [check_from_dict(d) for d in c["checks"]]
@@ -187,5 +199,6 @@ def merge_claims(recorded: list[dict], ran: set) -> dict:
             evidence=evidence,
             checks=[check_to_dict(c) for c in checks],
             halves=_half_verdicts(mine),
+            diagram=diagram,
         )
     return out

@@ -45,6 +45,8 @@ COLUMNS = {  # key: (header, format; "%" writes a fraction as a percentage, None
     "loo_r2": ("leave-one-out R², measure alone", ".2f"),
     "loo_r2_with_loss": ("leave-one-out R², with the loss (SimSiam models)", ".2f"),
     "fewest_images": ("fewest images that rank the models alike", None),
+    "weight_decay": ("weight decay", "g"), "healthy_accuracy": ("accuracy at the lowest dose (%)", ".1f"),
+    "critical_dose": ("critical weight decay [95 % interval]", None),
 }
 
 def column_header(key) -> str:
@@ -187,11 +189,14 @@ class Experiment:
 
     def finished(self, method=None) -> list:
         """(config, run folder) of every finished run in the store trained at this scale's settings on this data set
-        (of `method` when given), whichever notebook trained it: what E4 and E10 read."""
-        base = self.config()
-        keys = ("dataset", "train_images", "width", "image_size", "epochs", "batch_size")
-        return [(c, p) for c, p in self.store.finished()
-                if all(getattr(c, k) == getattr(base, k) for k in keys) and method in (None, c.method)]
+        (of `method` when given), whichever notebook trained it: what E4 and E10 read. Each method at its own weight
+        decay and heads: the runs of E11's ladder, at other doses, are not among them."""
+        keys = ("dataset", "train_images", "width", "image_size", "epochs", "batch_size", "weight_decay",
+                "proj_hidden_dim")
+        runs = self.store.finished()
+        base = {m: self.config(method=m).resolved() for m in {c.method for c, _ in runs}}  # defaults filled
+        return [(c, p) for c, p in runs if method in (None, c.method)
+                and all(getattr(c.resolved(), k) == getattr(base[c.method], k) for k in keys)]
 
     def label(self) -> str:
         "What every figure title says: data set and scale."
@@ -275,6 +280,7 @@ PARAMETER_LIMITS = {
     "lidar_images": (lambda v: v >= 2, "at least 2 images"),
     "lidar_views": (lambda v: v >= 2 and v % 2 == 0, "an even number >= 2 (the augmentation makes views in pairs)"),
     "subsets": (lambda v: v >= 2, "image counts of at least 2"),
+    "doses": (lambda v: v > 0, "weight decays above 0"),
 }
 
 def _check_limits(params: dict):

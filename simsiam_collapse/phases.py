@@ -10,9 +10,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .claims import ANTI_RHO, CONFIDENCE, LOO_R2, Check, spearman
+from .evaluate import fit_accuracy_predictor
+from .scales import PAPER_SWITCH
+
 # %% auto #0
-__all__ = ['BOOTSTRAP_RESAMPLES', 'monotone_fit', 'critical_dose', 'CriticalDose', 'percentiles', 'dose_interval', 'DoseRatio',
-           'dose_ratio', 'seeds_for_power', 'plot_phase_diagram']
+__all__ = ['BOOTSTRAP_RESAMPLES', 'DIAGRAM_CONDITIONS', 'DIAGRAM_COMPARISONS', 'PERMUTATIONS', 'monotone_fit', 'critical_dose',
+           'CriticalDose', 'percentiles', 'dose_interval', 'DoseRatio', 'dose_ratio', 'seeds_for_power',
+           'plot_phase_diagram', 'condition_settings', 'collapse_floor', 'ratio_check', 'loo_r2_permutation_p',
+           'measure_checks', 'diagram_checks']
 
 # %% ../nbs/22_phases.ipynb #6308c692
 def monotone_fit(doses, values) -> tuple[np.ndarray, np.ndarray]:
@@ -111,8 +117,11 @@ class DoseRatio:
         return True if self.low > 1 else False if self.high < 1 else None
 
     def format(self) -> str:
-        "'x1.08 [0.92, 1.21]'; 'a above the ladder, b within it' where a never collapsed (an infinite ratio)."
+        """'x1.08 [0.92, 1.21]'; 'a above the ladder, b within it' where a never collapsed (an infinite ratio);
+        'a within the ladder, b above it' (a ratio of 0); 'neither collapses within the ladder' (NaN)."""
         if math.isinf(self.ratio): return "a above the ladder, b within it"
+        if math.isnan(self.ratio): return "neither collapses within the ladder"
+        if self.ratio == 0: return "a within the ladder, b above it"
         return f"x{self.ratio:.2f} [{self.low:.2f}, {self.high:.2f}]" + (" (paired by seed)" if self.paired else "")
 
 def dose_ratio(a_rows, b_rows, floor, paired=False, value="accuracy", resamples=BOOTSTRAP_RESAMPLES,
@@ -163,3 +172,98 @@ def plot_phase_diagram(ax, conditions: dict, floor=None, value="accuracy", color
     if floor is not None and value == "accuracy": ax.axhline(floor, color="0.6", lw=0.8)
     ax.set_xscale("log"); ax.set_xlabel("weight decay (log axis)")
     return ax
+
+# %% ../nbs/22_phases.ipynb #ecba84ba
+DIAGRAM_CONDITIONS = {  # name -> the run's settings beside its scale's
+    "ResNet-18": dict(backbone="resnet18"),
+    "ResNet-34": dict(backbone="resnet34"),
+    "ResNet-50": dict(backbone="resnet50"),
+    "bottleneck-26": dict(backbone="bottleneck26"),  # ResNet-18's depth, bottleneck blocks: features 4x wider
+    "ResNet-18 single pass": dict(ordering="single_pass"),
+    "ResNet-18 hybrid 40 %": dict(ordering="hybrid", switch_point=PAPER_SWITCH),
+    "ResNet-18 on 6.25 % of the data": dict(ordering="subset", fraction=0.0625),  # the same steps on 1/16 of the data
+    "BYOL ResNet-18": dict(method="byol"),
+}
+
+def condition_settings(name: str, epochs: int) -> dict:
+    """The run settings of diagram condition `name` at a scale of `epochs` epochs: a hybrid's switch point as an epoch,
+    SimSiam's projector as wide as the features (`proj_hidden_dim=None`)."""
+    if name not in DIAGRAM_CONDITIONS:
+        raise ValueError(f"Unknown diagram condition {name!r}. Valid: {', '.join(map(repr, DIAGRAM_CONDITIONS))}.")
+    s = dict(DIAGRAM_CONDITIONS[name])
+    if "switch_point" in s: s["switch_epoch"] = round(s.pop("switch_point") * epochs)
+    if s.get("method", "simsiam") == "simsiam": s["proj_hidden_dim"] = None
+    return s
+
+# %% ../nbs/22_phases.ipynb #8025708a
+def collapse_floor(rows, threshold: float, chance: float) -> tuple[float, int]:
+    """(the mean accuracy of the `rows` whose normalised AUC (`collapse`) is above `threshold`, how many there are), or
+    (`chance`, 0) when none is."""
+    collapsed = [r["accuracy"] for r in rows if r["collapse"] > threshold]
+    return (float(np.mean(collapsed)), len(collapsed)) if collapsed else (float(chance), 0)
+
+# %% ../nbs/22_phases.ipynb #320c2088
+# (claim, what, condition a, condition b, paired by seed): the claim holds where a's critical dose is above b's
+DIAGRAM_COMPARISONS = [
+    (1, "ResNet-50 collapses later than ResNet-18", "ResNet-50", "ResNet-18", False),
+    (1, "ResNet-50 collapses later than ResNet-34", "ResNet-50", "ResNet-34", False),
+    (1, "BYOL collapses later than SimSiam (ResNet-18, the same doses)", "BYOL ResNet-18", "ResNet-18", False),
+    (2, "ResNet-18 collapses later on 6.25 % of the data than on all of it (the same steps)",
+     "ResNet-18 on 6.25 % of the data", "ResNet-18", True),
+    (5, "bottleneck-26 collapses later than ResNet-18 (similar depth, 4x wider features)", "bottleneck-26", "ResNet-18",
+     False),
+    (5, "ResNet-50 collapses later than ResNet-34 (similar depth, 4x wider features)", "ResNet-50", "ResNet-34", False),
+    (6, "single pass delays ResNet-18's collapse", "ResNet-18 single pass", "ResNet-18", True),
+    (6, "the hybrid delays ResNet-18's collapse", "ResNet-18 hybrid 40 %", "ResNet-18", True),
+    (6, "the hybrid delays it more than single pass", "ResNet-18 hybrid 40 %", "ResNet-18 single pass", True),
+]
+
+def ratio_check(what, r: DoseRatio, seeds_now: int) -> Check:
+    """A comparison of critical doses as a claim's check: holds when the interval of the ratio lies above 1, fails
+    when below; undecided otherwise, with the seeds per dose that 80 % power would need (`seeds_for_power`)."""
+    if math.isnan(r.ratio): return Check(what, None, "neither collapses within the ladder: raise its top dose")
+    if r.decided is not None or math.isinf(r.ratio): return Check(what, r.decided, r.format())
+    need = seeds_for_power(r, seeds_now)
+    off = not (0 < r.low <= r.high < math.inf)  # a bound beyond the ladder: its doses cannot place it
+    why = f"{need} seeds per dose for 80 % power" if need else \
+        "an end of the interval beyond the ladder: more seeds or doses" if off else "no difference measured"
+    return Check(what, None, f"{r.format()}; {why}")
+
+# %% ../nbs/22_phases.ipynb #cb55198d
+PERMUTATIONS = 999
+
+def loo_r2_permutation_p(loss, auc, accuracy, permutations=PERMUTATIONS, seed=0) -> float:
+    "The share of `permutations` shuffles of `accuracy` whose accuracy ~ loss + AUC fit reaches the leave-one-out R²."
+    observed = fit_accuracy_predictor(loss, auc, accuracy).loo_r2
+    rng, accuracy = np.random.default_rng(seed), np.asarray(accuracy, float)
+    hits = sum(fit_accuracy_predictor(loss, auc, rng.permutation(accuracy)).loo_r2 >= observed
+               for _ in range(permutations))
+    return (1 + hits) / (1 + permutations)
+
+def measure_checks(rows) -> dict[int, list[Check]]:
+    "Claims 3 and 4 over `rows` (SimSiam runs of one feature width: accuracy, auc, loss)."
+    acc, auc, loss = ([r[k] for r in rows] for k in ("accuracy", "auc", "loss"))
+    rho = spearman(auc, acc)
+    c3 = Check(f"AUC and accuracy anti-correlated over the diagram's {len(rows)} runs (rho <= {ANTI_RHO})",
+               bool(rho <= ANTI_RHO) if math.isfinite(rho) else None, f"rho = {rho:+.2f}")
+    if len(rows) < 4: return {3: [c3], 4: [Check("the fit needs at least 4 runs", None, f"{len(rows)} runs")]}
+    fit, p = fit_accuracy_predictor(loss, auc, acc), loo_r2_permutation_p(loss, auc, acc)
+    c4 = Check(f"leave-one-out R² of accuracy ~ loss + AUC at least {LOO_R2}, permutation p < {1 - CONFIDENCE:.2g}",
+               bool(fit.loo_r2 >= LOO_R2 and p < 1 - CONFIDENCE),
+               f"{fit.n} runs: R² {fit.r2:.2f} in sample, {fit.loo_r2:.2f} leave-one-out, permutation p = {p:.3f}")
+    return {3: [c3], 4: [c4]}
+
+# %% ../nbs/22_phases.ipynb #cf040c00
+def diagram_checks(conditions: dict, floor: float, feature_dim: int) -> dict[int, list[Check]]:
+    """Every claim's checks from a diagram: `conditions` {name: rows (weight_decay, seed, accuracy, auc, loss,
+    feature_dim, method)}, the comparisons of `DIAGRAM_COMPARISONS` between the conditions present (others left out),
+    claims 3 and 4 over the SimSiam runs of `feature_dim`."""
+    checks = {}
+    for claim, what, a, b, paired in DIAGRAM_COMPARISONS:
+        if a not in conditions or b not in conditions: continue
+        seeds = len({r["seed"] for r in conditions[a] + conditions[b]})
+        checks.setdefault(claim, []).append(ratio_check(what, dose_ratio(conditions[a], conditions[b], floor, paired),
+                                                        seeds))
+    same_width = [r for rows in conditions.values() for r in rows
+                  if r["method"] == "simsiam" and r["feature_dim"] == feature_dim]
+    return {**checks, **measure_checks(same_width)}

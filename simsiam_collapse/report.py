@@ -10,7 +10,7 @@ import re
 import time
 from pathlib import Path
 
-from .claims import merge_claims
+from .claims import DIAGRAM, merge_claims
 from .runs import run_status
 
 # %% auto #0
@@ -120,25 +120,32 @@ def notebook_to_html(notebook, target=None) -> Path:
 
 # %% ../nbs/17_report.ipynb #6d0c65d0
 def claims_section(verdicts: dict, smoke=False) -> list[str]:
-    """The report's headline claims as Markdown lines: a short table (verdict, how many checks hold, the halves of the
-    seeds when judged, a link to the evidence), then each claim's checks in full under its anchor."""
+    """The report's headline claims as Markdown lines: a short table (the verdict on the phase diagram when it ran, the
+    verdict at one dose, how many of its checks hold, the halves of the seeds when judged, a link to the evidence),
+    then each claim's checks in full under its anchor, the diagram's first."""
     judged_halves = any(c.get("halves") for c in verdicts.values())
+    diagram = any(c.get("diagram") for c in verdicts.values())
+    plumbing = " (smoke: plumbing only)" if smoke else ""
     rows = []
     for k, c in verdicts.items():
         decided = [ch for ch in c["checks"] if ch["holds"] is not None]
-        row = [k, c["statement"], f"**{c['verdict']}**" + (" (smoke: plumbing only)" if smoke else ""),
+        row = [k, c["statement"], f"**{c['verdict']}**" + plumbing,
                f"{sum(ch['holds'] for ch in decided)} of {len(c['checks'])}", f"[evidence](#claim-{k})"]
         if judged_halves:
             h = c.get("halves")
             row.insert(4, "not judged" if not h else f"{h[0]} / {h[1]}" + ("" if h[0] == h[1] else ": **they differ**"))
+        if diagram: row.insert(2, f"**{c['diagram']['verdict']}**" + plumbing if c.get("diagram") else "not judged")
         rows.append(row)
     header = ["#", "claim", "verdict", "checks that hold", "evidence"]
     if judged_halves: header.insert(4, "first half of the seeds / second half")
+    if diagram: header[2:3] = ["on the phase diagram (E11)", "at one dose (E1-E10)"]
     lines = ["## Headline claims", "", markdown_table(header, rows), ""]
     if not judged_halves: lines += ["The halves of the seeds are judged apart from 4 seeds on; this run has fewer.", ""]
     for k, c in verdicts.items():
-        lines += [f'<a id="claim-{k}"></a>', "", f"### Claim {k}: {c['verdict']}", ""]
-        lines += [f"- {e}" for e in c["evidence"]] or ["- no experiment ran"]
+        on_diagram = f"phase diagram: {c['diagram']['verdict']}; one dose: " if c.get("diagram") else ""
+        lines += [f'<a id="claim-{k}"></a>', "", f"### Claim {k}: {on_diagram}{c['verdict']}", ""]
+        lines += [f"- {e}" for e in ([c["diagram"]["evidence"]] if c.get("diagram") else []) + c["evidence"]] \
+            or ["- no experiment ran"]
         lines += [""]
     return lines
 
@@ -162,7 +169,9 @@ def write_report(out, results, scale) -> Path:
     if not results:
         lines += ["No experiment notebooks were found (`nbs/paper/e*_*.ipynb`): nothing to run yet."]
     else:
-        ordered = sorted(results, key=lambda r: experiment_order(r["experiment"]))
+        # the phase diagram first (it carries the claims), then the paper's order
+        ordered = sorted(results, key=lambda r: (r["experiment"].split("_")[0] != DIAGRAM,
+                                                 experiment_order(r["experiment"])))
         ran = {r["experiment"].split("_")[0] for r in results if r["status"] == "done"}
         lines += claims_section(claim_verdicts(out, ran), smoke)
         experiments = [[r.get("title", r["experiment"]), r["status"], f"{r['seconds'] / 60:.1f}",

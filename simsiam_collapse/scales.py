@@ -60,6 +60,9 @@ class Scale:
     fractions: tuple = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
     # E9's hybrid switch points (fractions of the epochs); single-pass runs keep them
     switch_points: tuple = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    # E11's ladder of SimSiam weight decays, log-spaced from healthy through the transition into collapse (every
+    # condition of the phase diagram at each); empty: no diagram at this scale
+    doses: tuple = ()
     # experiment id -> notebook parameters that `reproduce` passes at this scale (a smaller plan for a time budget)
     plan: dict = field(default_factory=dict)
 
@@ -93,6 +96,8 @@ SCALES = {
         threads=1,
         fractions=(0.1, 0.2, 0.5, 1.0),
         switch_points=(0.0, 0.5, 1.0),
+        doses=(1e-2, 1e-1, 1.0),  # 40 steps: single pass collapses within, multiple pass not
+        plan={"e11": dict(conditions=["ResNet-18", "ResNet-18 single pass", "BYOL ResNet-18"])},
     ),
     # cpu: chosen by nbs/paper/mini_scale_study.ipynb. 8,192 CIFAR-10 images (16 px crops, width-8 ResNets), 16 epochs
     # of 64 steps of 128 pairs: 16 chunks of 512 images (4 batches) keep the paper's one chunk per epoch without a chunk
@@ -120,6 +125,9 @@ SCALES = {
         threads=1,
         fractions=(0.0625, 0.125, 0.25, 0.5, 1.0),
         switch_points=(0.0, 0.25, 0.4, 0.5, 0.75, 1.0),
+        # the study's phases H and J: every seed healthy at 1.5e-3 (36-39 %), the SimSiam transitions between 2.1e-3
+        # and 2.7e-3, near-total collapse by 3.5e-3
+        doses=(1.5e-3, 1.8e-3, 2.1e-3, 2.5e-3, 3e-3, 3.5e-3),
         method_train=CPU_METHOD_TRAIN,
     ),
     # mini-mnist: the embedded digits, for a machine without CIFAR-10 and without a network; the first mini, with its
@@ -189,7 +197,8 @@ SCALES["mini"] = dataclasses.replace(
     name="mini",
     fractions=(0.0625, 0.25, 1.0),
     switch_points=(0.0, 0.4, 1.0),
-    plan={"e5": dict(presets=["resnet18", "resnet34", "resnet50", "bottleneck26"], seeds_per_preset=None)},
+    plan={"e5": dict(presets=["resnet18", "resnet34", "resnet50", "bottleneck26"], seeds_per_preset=None),
+          "e11": dict(seeds=[0, 1])},
 )
 SCALES = {k: SCALES[k] for k in ("smoke", "mini", "cpu", "mini-mnist", "gpu", "paper")}
 
@@ -245,6 +254,7 @@ def scale_table() -> str:
         t = ", ".join([f"{k}={v}" for k, v in s.train.items()] + [f"{m}: {o}" for m, o in s.method_train.items()])
         plan = [f"E2 fractions {', '.join(f'{f:g}' for f in s.fractions)}",
                 f"E9 switch points {', '.join(f'{p:g}' for p in s.switch_points)}"]
+        if s.doses: plan.append(f"E11 weight decays {', '.join(f'{d:g}' for d in s.doses)}")
         plan += [f"{e.upper()} {k}={v}" for e, ps in s.plan.items() for k, v in ps.items()]
         data = s.dataset + (f" (else {s.fallback_dataset})" if s.fallback_dataset else "")
         rows.append([s.name, data, t, f"{s.probe}, {s.probe_epochs} epochs", len(s.seeds), "; ".join(plan)])

@@ -9,15 +9,18 @@ import pytest
 from browser import images_loaded
 
 from simsiam_collapse.cli import experiment_notebooks, reproduce
+from simsiam_collapse.experiments import Experiment
+from simsiam_collapse.scales import SCALES
 
 PAPER = Path(__file__).resolve().parent.parent/"nbs"/"paper"
 NOTEBOOKS = {p.stem.split("_")[0]: p for p in sorted(PAPER.glob("e*_*.ipynb"))}
-FAST = ("e2", "e3", "e6")  # in `make test`; the others are marked slow
+FAST = ("e2", "e3", "e6", "e11")  # in `make test`; the others are marked slow
 
 
 def test_there_is_one_notebook_per_experiment():
-    # E1-E9: the paper's figures and tables; E10: beyond the paper (which label-free measure predicts accuracy)
-    assert sorted(NOTEBOOKS, key=lambda k: int(k[1:])) == [f"e{i}" for i in range(1, 11)]
+    # E1-E9: the paper's figures and tables; beyond the paper, E10: which label-free measure predicts accuracy, E11: the
+    # phase diagram
+    assert sorted(NOTEBOOKS, key=lambda k: int(k[1:])) == [f"e{i}" for i in range(1, 12)]
     assert (PAPER/".notest").exists()  # nbdev_test leaves them to papermill
 
 
@@ -42,13 +45,14 @@ def smoke_dir(tmp_path_factory):
 
 def _execute(exp_id, out, **params):
     target = out/f"{NOTEBOOKS[exp_id].stem}.ipynb"
+    params = {**SCALES["smoke"].plan.get(exp_id, {}), **params}  # the plan `reproduce` passes at this scale
     pm.execute_notebook(str(NOTEBOOKS[exp_id]), str(target), parameters=dict(scale="smoke", out_dir=str(out), **params),
                         cwd=str(out), progress_bar=False)
     return out/exp_id
 
 
 @pytest.mark.parametrize("exp_id", [pytest.param(e, marks=[] if e in FAST else [pytest.mark.slow]) for e in
-                                    ["e2", "e3", "e6", "e1", "e5", "e7", "e8", "e9", "e4"]])
+                                    ["e2", "e3", "e6", "e11", "e1", "e5", "e7", "e8", "e9", "e4"]])
 def test_notebook_runs_at_smoke_scale_and_writes_its_outputs(exp_id, smoke_dir):
     folder = _execute(exp_id, smoke_dir)
     names = {p.name for p in folder.iterdir()}
@@ -82,6 +86,20 @@ def test_e10_measures_every_run_of_the_store(smoke_dir):
     assert not (folder/"claims.json").exists()  # it bears on no headline claim
 
 
+def test_e11_trains_the_ladder_and_judges_the_claims_on_it(smoke_dir):
+    folder = _execute("e11", smoke_dir)
+    plan, scale = SCALES["smoke"].plan["e11"], SCALES["smoke"]
+    runs = (folder/"e11_runs.csv").read_text().splitlines()
+    assert len(runs) - 1 == len(plan["conditions"]) * len(scale.doses) * len(scale.seeds)
+    critical = (folder/"e11_critical_doses.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in critical[1:]] == plan["conditions"]
+    claims = {c["claim"] for c in json.loads((folder/"claims.json").read_text())["claims"]}
+    assert claims == {1, 3, 4, 6}  # BYOL against SimSiam, single pass against multiple; claims 3-4 on every run
+    # the one-dose experiments do not read the ladder's runs
+    e4 = Experiment("e4", "smoke", out_dir=smoke_dir, progress=False)
+    assert all(c.weight_decay not in scale.doses for c, _ in e4.finished())
+
+
 def test_an_injected_parameter_changes_the_result(smoke_dir, tmp_path):
     _execute("e2", tmp_path, seeds=[7], architectures=["resnet18"], fractions=[0.1, 1.0])
     runs = sorted(p.name for p in (tmp_path/"runs").iterdir())
@@ -105,6 +123,10 @@ def test_a_wrong_parameter_fails_fast_and_a_string_list_is_read(tmp_path):
             (dict(lidar_images=3000), "lidar_images=3000 is not valid: LiDAR augments some of the probe images"):
         with pytest.raises(pm.PapermillExecutionError, match=message):
             _execute("e10", tmp_path, **bad)
+    with pytest.raises(pm.PapermillExecutionError, match="Parameter doses=.0.0. is not valid: weight decays above 0"):
+        _execute("e11", tmp_path, doses=[0.0])
+    with pytest.raises(pm.PapermillExecutionError, match="Unknown diagram condition 'ResNet-101'. Valid: 'ResNet-18'"):
+        _execute("e11", tmp_path, conditions=["ResNet-101"])
     # as -p passes lists: strings
     _execute("e2", tmp_path, seeds="[5]", architectures="['resnet18']", fractions=[0.5, 1.0])
     assert all("-s5-" in p.name for p in (tmp_path/"runs").iterdir())
@@ -158,4 +180,7 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert all(r["status"] == "done" for r in results), [r["error"] for r in results if r["status"] != "done"]
     report = (tmp_path/"REPORT.md").read_text()
     for nb in experiment_notebooks(): assert nb.stem in report
-    assert report.count("| **") == 6  # a verdict for each headline claim
+    rows = [line for line in report.splitlines() for k in range(1, 7) if line.startswith(f"| {k} | ")]
+    assert len(rows) == 6 and all("| **" in r for r in rows)  # a verdict for each headline claim
+    assert "| on the phase diagram (E11) | at one dose (E1-E10) |" in report
+    assert report.index("## E11") < report.index("## E1:")  # the diagram's figure first
