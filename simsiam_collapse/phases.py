@@ -15,7 +15,7 @@ from .evaluate import fit_accuracy_predictor
 from .scales import PAPER_SWITCH
 
 # %% auto #0
-__all__ = ['BOOTSTRAP_RESAMPLES', 'DIAGRAM_CONDITIONS', 'DIAGRAM_COMPARISONS', 'PERMUTATIONS', 'monotone_fit', 'critical_dose',
+__all__ = ['BOOTSTRAP_RESAMPLES', 'PERMUTATIONS', 'DIAGRAM_CONDITIONS', 'DIAGRAM_COMPARISONS', 'monotone_fit', 'critical_dose',
            'CriticalDose', 'percentiles', 'dose_interval', 'DoseRatio', 'dose_ratio', 'seeds_for_power',
            'plot_phase_diagram', 'condition_settings', 'collapse_floor', 'ratio_check', 'loo_r2_permutation_p',
            'measure_checks', 'diagram_checks']
@@ -82,13 +82,14 @@ def _rows_by_dose(rows, value):
     doses = sorted({r["weight_decay"] for r in rows})
     return {d: sorted(((r["seed"], r[value]) for r in rows if r["weight_decay"] == d)) for d in doses}
 
-def _resample(by_dose, rng, seeds_drawn=None):
-    "One bootstrap resample: (doses, values), each dose's runs drawn with replacement (or at the seeds drawn)."
+def _resample(by_dose, rng):
+    """One bootstrap resample: (doses, values), each dose's runs drawn with replacement, their deviations from the
+    dose's mean stretched by sqrt(n / (n - 1)) so that the resampled means spread as the means do."""
     doses, values = [], []
     for d, runs in by_dose.items():
-        if seeds_drawn is None: picked = [runs[i] for i in rng.integers(len(runs), size=len(runs))]
-        else: picked = [dict(runs)[s] for s in seeds_drawn[d]]
-        doses += [d] * len(picked); values += [v if seeds_drawn is not None else v[1] for v in picked]
+        v = np.array([x for _, x in runs], float)
+        stretch = math.sqrt(len(v) / (len(v) - 1)) if len(v) > 1 else 1.0
+        doses += [d] * len(v); values += list(v.mean() + stretch * (v[rng.integers(len(v), size=len(v))] - v.mean()))
     return doses, values
 
 # %% ../nbs/22_phases.ipynb #5dad14c4
@@ -103,48 +104,59 @@ def dose_interval(rows, floor, value="accuracy", resamples=BOOTSTRAP_RESAMPLES, 
     return CriticalDose(point, float(low), float(high), max(by_dose))
 
 # %% ../nbs/22_phases.ipynb #09b2d094
+PERMUTATIONS = 999
+
 @dataclass(frozen=True)
 class DoseRatio:
-    "Critical dose of a over that of b, with its 95 % bootstrap interval (a ratio above 1: a collapses later)."
+    """Critical dose of a over that of b (above 1: a collapses later), its 95 % bootstrap interval, and the two-sided
+    permutation p-value of the difference, which decides."""
     ratio: float
     low: float
     high: float
-    paired: bool
+    p: float
 
     @property
     def decided(self) -> bool | None:
-        "True: the interval lies above 1; False: below 1; None: it holds 1."
-        return True if self.low > 1 else False if self.high < 1 else None
+        "True: a collapses later (p below 1 - CONFIDENCE); False: earlier; None: not shown."
+        if not self.p < 1 - CONFIDENCE or math.isnan(self.ratio): return None
+        return self.ratio > 1
 
     def format(self) -> str:
-        """'x1.08 [0.92, 1.21]'; 'a above the ladder, b within it' where a never collapsed (an infinite ratio);
-        'a within the ladder, b above it' (a ratio of 0); 'neither collapses within the ladder' (NaN)."""
-        if math.isinf(self.ratio): return "a above the ladder, b within it"
+        """'x1.08 [0.92, 1.21], p = 0.41'; 'a above the ladder, b within it' where a never collapsed (an infinite
+        ratio); 'a within the ladder, b above it' (a ratio of 0); 'neither collapses within the ladder' (NaN)."""
         if math.isnan(self.ratio): return "neither collapses within the ladder"
-        if self.ratio == 0: return "a within the ladder, b above it"
-        return f"x{self.ratio:.2f} [{self.low:.2f}, {self.high:.2f}]" + (" (paired by seed)" if self.paired else "")
+        p = f"p = {self.p:.3f}"
+        if math.isinf(self.ratio): return f"a above the ladder, b within it, {p}"
+        if self.ratio == 0: return f"a within the ladder, b above it, {p}"
+        return f"x{self.ratio:.2f} [{self.low:.2f}, {self.high:.2f}], {p}"
 
-def dose_ratio(a_rows, b_rows, floor, paired=False, value="accuracy", resamples=BOOTSTRAP_RESAMPLES,
-               seed=0) -> DoseRatio:
-    """The ratio of the critical doses of two conditions, resampled apart, or `paired` (the same seeds drawn at each
-    dose for both: conditions that share initial weights, e.g. two orderings of one network)."""
+def _log_ratio(a, b, floor) -> float:
+    "log(critical dose of a / that of b) for two {dose: [(seed, value)]}; +-inf off the ladder, NaN if undefined."
+    da, db = (critical_dose([d for d, runs in x.items() for _ in runs], [v for runs in x.values() for _, v in runs],
+                            floor) for x in (a, b))
+    with np.errstate(divide="ignore", invalid="ignore"): return float(np.log(da) - np.log(db))
+
+def _permuted(a, b, rng):
+    "a and b with the labels of each dose's runs shuffled: the two conditions as one if they collapse alike."
+    pa, pb = {}, {}
+    for d in sorted(set(a) | set(b)):
+        runs = a.get(d, []) + b.get(d, [])
+        order = rng.permutation(len(runs))
+        pa[d], pb[d] = [runs[i] for i in order[:len(a.get(d, []))]], [runs[i] for i in order[len(a.get(d, [])):]]
+    return {d: r for d, r in pa.items() if r}, {d: r for d, r in pb.items() if r}
+
+def dose_ratio(a_rows, b_rows, floor, value="accuracy", resamples=BOOTSTRAP_RESAMPLES,
+               permutations=PERMUTATIONS, seed=0) -> DoseRatio:
+    """The ratio of the critical doses of two conditions: the bootstrap interval (each resampled apart, as
+    `dose_interval`) and the permutation p-value (the runs of each dose shuffled between the two conditions: exact
+    under the null that they collapse alike, whatever the seeds per dose)."""
     a, b = _rows_by_dose(a_rows, value), _rows_by_dose(b_rows, value)
-    def ratio(ra, rb):
-        da, db = critical_dose(*ra, floor), critical_dose(*rb, floor)
-        return da / db
-    point = ratio(*[([d for d, runs in x.items() for _ in runs], [v for runs in x.values() for _, v in runs])
-                    for x in (a, b)])
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(resamples):
-        if paired:
-            seeds = {d: rng.choice(sorted({s for s, _ in a[d]} & {s for s, _ in b.get(d, [])}),
-                                   size=len(a[d])) for d in a}
-            draws.append(ratio(_resample(a, rng, seeds), _resample(b, rng, seeds)))
-        else: draws.append(ratio(_resample(a, rng), _resample(b, rng)))
-    draws = np.array(draws, float)
-    low, high = percentiles(draws)
-    return DoseRatio(float(point), float(low), float(high), paired)
+    observed, rng = _log_ratio(a, b, floor), np.random.default_rng(seed)
+    def ratio(ra, rb): return critical_dose(*ra, floor) / critical_dose(*rb, floor)
+    low, high = percentiles([ratio(_resample(a, rng), _resample(b, rng)) for _ in range(resamples)])
+    null = np.nan_to_num([_log_ratio(*_permuted(a, b, rng), floor) for _ in range(permutations)], nan=0.0)
+    p = (1 + np.sum(np.abs(null) >= abs(observed) - 1e-12)) / (1 + permutations) if not math.isnan(observed) else 1.0
+    return DoseRatio(float(np.exp(observed)), float(low), float(high), float(p))
 
 # %% ../nbs/22_phases.ipynb #4abb7012
 def seeds_for_power(r: DoseRatio, seeds_now: int, power_z=1.96 + 0.84) -> int | None:
@@ -203,19 +215,19 @@ def collapse_floor(rows, threshold: float, chance: float) -> tuple[float, int]:
     return (float(np.mean(collapsed)), len(collapsed)) if collapsed else (float(chance), 0)
 
 # %% ../nbs/22_phases.ipynb #320c2088
-# (claim, what, condition a, condition b, paired by seed): the claim holds where a's critical dose is above b's
+# (claim, what, condition a, condition b): the claim holds where a's critical dose is above b's
 DIAGRAM_COMPARISONS = [
-    (1, "ResNet-50 collapses later than ResNet-18", "ResNet-50", "ResNet-18", False),
-    (1, "ResNet-50 collapses later than ResNet-34", "ResNet-50", "ResNet-34", False),
-    (1, "BYOL collapses later than SimSiam (ResNet-18, the same doses)", "BYOL ResNet-18", "ResNet-18", False),
+    (1, "ResNet-50 collapses later than ResNet-18", "ResNet-50", "ResNet-18"),
+    (1, "ResNet-50 collapses later than ResNet-34", "ResNet-50", "ResNet-34"),
+    (1, "BYOL collapses later than SimSiam (ResNet-18, the same doses)", "BYOL ResNet-18", "ResNet-18"),
     (2, "ResNet-18 collapses later on 6.25 % of the data than on all of it (the same steps)",
-     "ResNet-18 on 6.25 % of the data", "ResNet-18", True),
-    (5, "bottleneck-26 collapses later than ResNet-18 (similar depth, 4x wider features)", "bottleneck-26", "ResNet-18",
-     False),
-    (5, "ResNet-50 collapses later than ResNet-34 (similar depth, 4x wider features)", "ResNet-50", "ResNet-34", False),
-    (6, "single pass delays ResNet-18's collapse", "ResNet-18 single pass", "ResNet-18", True),
-    (6, "the hybrid delays ResNet-18's collapse", "ResNet-18 hybrid 40 %", "ResNet-18", True),
-    (6, "the hybrid delays it more than single pass", "ResNet-18 hybrid 40 %", "ResNet-18 single pass", True),
+     "ResNet-18 on 6.25 % of the data", "ResNet-18"),
+    (5, "bottleneck-26 collapses later than ResNet-18 (similar depth, 4x wider features)", "bottleneck-26",
+     "ResNet-18"),
+    (5, "ResNet-50 collapses later than ResNet-34 (similar depth, 4x wider features)", "ResNet-50", "ResNet-34"),
+    (6, "single pass delays ResNet-18's collapse", "ResNet-18 single pass", "ResNet-18"),
+    (6, "the hybrid delays ResNet-18's collapse", "ResNet-18 hybrid 40 %", "ResNet-18"),
+    (6, "the hybrid delays it more than single pass", "ResNet-18 hybrid 40 %", "ResNet-18 single pass"),
 ]
 
 def ratio_check(what, r: DoseRatio, seeds_now: int) -> Check:
@@ -230,8 +242,6 @@ def ratio_check(what, r: DoseRatio, seeds_now: int) -> Check:
     return Check(what, None, f"{r.format()}; {why}")
 
 # %% ../nbs/22_phases.ipynb #cb55198d
-PERMUTATIONS = 999
-
 def loo_r2_permutation_p(loss, auc, accuracy, permutations=PERMUTATIONS, seed=0) -> float:
     "The share of `permutations` shuffles of `accuracy` whose accuracy ~ loss + AUC fit reaches the leave-one-out R²."
     observed = fit_accuracy_predictor(loss, auc, accuracy).loo_r2
@@ -259,10 +269,10 @@ def diagram_checks(conditions: dict, floor: float, feature_dim: int) -> dict[int
     feature_dim, method)}, the comparisons of `DIAGRAM_COMPARISONS` between the conditions present (others left out),
     claims 3 and 4 over the SimSiam runs of `feature_dim`."""
     checks = {}
-    for claim, what, a, b, paired in DIAGRAM_COMPARISONS:
+    for claim, what, a, b in DIAGRAM_COMPARISONS:
         if a not in conditions or b not in conditions: continue
         seeds = len({r["seed"] for r in conditions[a] + conditions[b]})
-        checks.setdefault(claim, []).append(ratio_check(what, dose_ratio(conditions[a], conditions[b], floor, paired),
+        checks.setdefault(claim, []).append(ratio_check(what, dose_ratio(conditions[a], conditions[b], floor),
                                                         seeds))
     same_width = [r for rows in conditions.values() for r in rows
                   if r["method"] == "simsiam" and r["feature_dim"] == feature_dim]

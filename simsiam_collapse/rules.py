@@ -14,7 +14,7 @@ from simsiam_collapse.claims import (
     Estimate,
     LOO_R2,
     NEAR_TOTAL_COLLAPSE,
-    not_beyond_noise,
+    no_more_than,
     RISE_RHO,
     spearman,
 )
@@ -85,7 +85,6 @@ def e1_checks(rows) -> dict[int, list[Check]]:
             f"SimSiam: resnet50 above {a}",
             estimate_of(simsiam, backbone="resnet50"),
             estimate_of(simsiam, backbone=a),
-            paired=True,
         )
         for a in small
     ]
@@ -94,7 +93,6 @@ def e1_checks(rows) -> dict[int, list[Check]]:
             "SimSiam's gap from resnet50 to the small networks above BYOL's",
             _gap(rows, "simsiam"),
             _gap(rows, "byol"),
-            paired=True,
         )
     )
     return {1: checks}
@@ -145,19 +143,19 @@ def e5_checks(rows, blocks: dict) -> dict[int, list[Check]]:
         checks = [
             beyond_noise(
                 f"worst bottleneck ({worst_bott}) above best basic block ({best_basic})", est(worst_bott),
-                est(best_basic), paired=True
+                est(best_basic)
             ),
             beyond_noise(
                 f"least collapsed basic block ({least_basic}) more collapsed than most collapsed bottleneck "
-                f"({most_bott})", est(least_basic, "collapse"), est(most_bott, "collapse"), unit="", paired=True
+                f"({most_bott})", est(least_basic, "collapse"), est(most_bott, "collapse"), unit=""
             ),
         ]
     else:
         checks = [Check("bottleneck networks above basic-block ones", None, "not run: needs networks of both blocks")]
     if {"basic50", "resnet18"} <= set(presets):
         checks.append(
-            not_beyond_noise(
-                "basic50 (deepest, most parameters) not above resnet18", est("basic50"), est("resnet18"), paired=True
+            no_more_than(
+                "basic50 (deepest, most parameters) not above resnet18", est("basic50"), est("resnet18")
             )
         )
     return {5: checks}
@@ -181,12 +179,12 @@ def e6_checks(rows) -> dict[int, list[Check]]:
                 )
         if {"hybrid", "single_pass"} <= orderings:
             checks6.append(
-                not_beyond_noise(f"{a}: single pass not above the hybrid", est(a, "single_pass"), est(a, "hybrid"))
+                no_more_than(f"{a}: single pass not above the hybrid", est(a, "single_pass"), est(a, "hybrid"))
             )
     has_r50 = "resnet50" in _values(rows, "backbone")
     if has_r50 and {"single_pass", "multiple_pass"} <= orderings:
         checks6.append(
-            not_beyond_noise(
+            no_more_than(
                 "resnet50: single pass not above multiple pass",
                 est("resnet50", "single_pass"),
                 est("resnet50", "multiple_pass"),
@@ -200,7 +198,6 @@ def e6_checks(rows) -> dict[int, list[Check]]:
                     f"multiple pass: resnet50 above {a} (accuracy)",
                     est("resnet50", "multiple_pass"),
                     est(a, "multiple_pass"),
-                    paired=True,
                 )
             )
             checks1.append(
@@ -209,7 +206,6 @@ def e6_checks(rows) -> dict[int, list[Check]]:
                     est(a, "multiple_pass", "collapse"),
                     est("resnet50", "multiple_pass", "collapse"),
                     unit="",
-                    paired=True,
                 )
             )
     return {6: checks6, 1: checks1}
@@ -241,7 +237,7 @@ def e8_checks(rows) -> dict[int, list[Check]]:
         if m not in methods: continue
         for a in _values(rows, "backbone"):
             checks6.append(
-                not_beyond_noise(
+                no_more_than(
                     f"{m} {a}: single pass not above multiple pass",
                     est(m, a, "single_pass"),
                     est(m, a, "multiple_pass"),
@@ -254,7 +250,6 @@ def e8_checks(rows) -> dict[int, list[Check]]:
                         est("simsiam", a, "multiple_pass", "collapse"),
                         est(m, a, "multiple_pass", "collapse"),
                         unit="",
-                        paired=True,
                     )
                 )
     return {6: checks6, 1: checks1}
