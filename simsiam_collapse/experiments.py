@@ -84,11 +84,14 @@ class Experiment:
         seeds=None,
         progress=True,
         jobs=None,
+        threads=None,
     ):
         if scale not in SCALES: raise ValueError(f"Unknown scale {scale!r}. Valid: {', '.join(SCALES)}.")
+        if threads is not None and not threads >= 1: raise ValueError(f"threads={threads!r}: give at least 1 or None.")
         self.id, self.scale, self.data_root, self.device, self.progress = (
             exp_id,
-            SCALES[scale],
+            # torch threads per run in place of the scale's: another order of the sums, the same runs (same run keys)
+            SCALES[scale] if threads is None else dataclasses.replace(SCALES[scale], threads=threads),
             data_root,
             device,
             progress,
@@ -281,6 +284,7 @@ PARAMETER_LIMITS = {
     "lidar_views": (lambda v: v >= 2 and v % 2 == 0, "an even number >= 2 (the augmentation makes views in pairs)"),
     "subsets": (lambda v: v >= 2, "image counts of at least 2"),
     "doses": (lambda v: v > 0, "weight decays above 0"),
+    "threads": (lambda v: v >= 1, "at least 1"),
 }
 
 def _check_limits(params: dict):
