@@ -15,10 +15,10 @@ from .evaluate import fit_accuracy_predictor
 from .scales import PAPER_SWITCH
 
 # %% auto #0
-__all__ = ['BOOTSTRAP_RESAMPLES', 'PERMUTATIONS', 'DIAGRAM_CONDITIONS', 'DIAGRAM_COMPARISONS', 'monotone_fit', 'critical_dose',
-           'CriticalDose', 'percentiles', 'dose_interval', 'DoseRatio', 'dose_ratio', 'seeds_for_power',
-           'plot_phase_diagram', 'condition_settings', 'collapse_floor', 'ratio_check', 'loo_r2_permutation_p',
-           'measure_checks', 'diagram_checks']
+__all__ = ['BOOTSTRAP_RESAMPLES', 'PERMUTATIONS', 'DIAGRAM_CONDITIONS', 'DIAGRAM_COMPARISONS', 'DOSE_MARGIN', 'monotone_fit',
+           'critical_dose', 'CriticalDose', 'percentiles', 'dose_interval', 'DoseRatio', 'dose_ratio',
+           'seeds_for_power', 'plot_phase_diagram', 'condition_settings', 'collapse_floor', 'ratio_check',
+           'loo_r2_permutation_p', 'measure_checks', 'diagram_checks']
 
 # %% ../nbs/22_phases.ipynb #6308c692
 def monotone_fit(doses, values) -> tuple[np.ndarray, np.ndarray]:
@@ -230,15 +230,21 @@ DIAGRAM_COMPARISONS = [
     (6, "the hybrid delays it more than single pass", "ResNet-18 hybrid 40 %", "ResNet-18 single pass"),
 ]
 
-def ratio_check(what, r: DoseRatio, seeds_now: int) -> Check:
-    """A comparison of critical doses as a claim's check: holds when the interval of the ratio lies above 1, fails
-    when below; undecided otherwise, with the seeds per dose that 80 % power would need (`seeds_for_power`)."""
+DOSE_MARGIN = 1.1  # a delay under 10 % of the dose is none: finer than the ladder resolves (its rungs 17-20 % apart)
+
+def ratio_check(what, r: DoseRatio, seeds_now: int, margin=DOSE_MARGIN) -> Check:
+    """A comparison of critical doses as a claim's check ('a collapses later than b'): holds when the permutation test
+    shows a later, fails when it shows a earlier or when the interval's top lies below `margin` (no delay worth the
+    name); undecided otherwise, with the seeds per dose that 80 % power would need (`seeds_for_power`)."""
     if math.isnan(r.ratio): return Check(what, None, "neither collapses within the ladder: raise its top dose")
-    if r.decided is not None or math.isinf(r.ratio): return Check(what, r.decided, r.format())
-    need = seeds_for_power(r, seeds_now)
+    if r.decided is not None: return Check(what, r.decided, r.format())
+    if r.high < margin: return Check(what, False, f"{r.format()}; any delay is under x{margin:g}")
+    need = seeds_for_power(r, seeds_now) if r.ratio > 1 else None
     off = not (0 < r.low <= r.high < math.inf)  # a bound beyond the ladder: its doses cannot place it
-    why = f"{need} seeds per dose for 80 % power" if need else \
-        "an end of the interval beyond the ladder: more seeds or doses" if off else "no difference measured"
+    why = (f"{need} seeds per dose for 80 % power" if need else
+           "an end of the interval beyond the ladder: more seeds or doses" if off else
+           "the ratio measured is not above 1, yet the interval allows a delay" if r.ratio <= 1 else
+           "no difference measured")
     return Check(what, None, f"{r.format()}; {why}")
 
 # %% ../nbs/22_phases.ipynb #cb55198d
