@@ -182,7 +182,9 @@ def plot_phase_diagram(ax, conditions: dict, floor=None, value="accuracy", color
             dose = critical_dose(d, v, floor)
             if math.isfinite(dose): ax.axvline(dose, color=color, ls=":", lw=1)
     if floor is not None and value == "accuracy": ax.axhline(floor, color="0.6", lw=0.8)
+    ladder = sorted({r["weight_decay"] for rows in conditions.values() for r in rows})
     ax.set_xscale("log"); ax.set_xlabel("weight decay (log axis)")
+    ax.set_xticks(ladder, [f"{d:.2g}" for d in ladder], fontsize=8); ax.minorticks_off()  # the ladder's own doses
     return ax
 
 # %% ../nbs/22_phases.ipynb #ecba84ba
