@@ -159,11 +159,12 @@ def dose_ratio(a_rows, b_rows, floor, value="accuracy", resamples=BOOTSTRAP_RESA
     return DoseRatio(float(np.exp(observed)), float(low), float(high), float(p))
 
 # %% ../nbs/22_phases.ipynb #4abb7012
-def seeds_for_power(r: DoseRatio, seeds_now: int, power_z=1.96 + 0.84) -> int | None:
-    "Seeds per dose for 80 % power at the measured log ratio of `r` (None: no difference, or one off the ladder)."
+def seeds_for_power(r: DoseRatio, seeds_now: int, target=1.0, power_z=1.96 + 0.84) -> int | None:
+    """Seeds per dose for 80 % power to tell the ratio of `r` from `target` (1: a difference; a margin such as x1.1: a
+    difference smaller than it), if it stays as measured; None: no distance to cover, or a bound off the ladder."""
     if not (0 < r.low <= r.high < math.inf and 0 < r.ratio < math.inf): return None  # a bound off the ladder
     spread = (math.log(r.high) - math.log(r.low)) / (2 * 1.96)  # the bootstrap's standard error of the log ratio
-    effect = abs(math.log(r.ratio))
+    effect = abs(math.log(r.ratio) - math.log(target))
     if not effect > 0 or not math.isfinite(spread): return None
     return max(2, math.ceil(seeds_now * (power_z * spread / effect) ** 2))
 
@@ -237,16 +238,17 @@ DOSE_MARGIN = 1.1  # a delay under 10 % of the dose is none: finer than the ladd
 def ratio_check(what, r: DoseRatio, seeds_now: int, margin=DOSE_MARGIN) -> Check:
     """A comparison of critical doses as a claim's check ('a collapses later than b'): holds when the permutation test
     shows a later, fails when it shows a earlier or when the interval's top lies below `margin` (no delay worth the
-    name); undecided otherwise, with the seeds per dose that 80 % power would need (`seeds_for_power`)."""
+    name); undecided otherwise, with the seeds per dose that 80 % power would need to decide (`seeds_for_power`: to
+    tell the ratio from 1, or, measured under the margin, to show any delay under it, whichever needs fewer)."""
     if math.isnan(r.ratio): return Check(what, None, "neither collapses within the ladder: raise its top dose")
     if r.decided is not None: return Check(what, r.decided, r.format())
     if r.high < margin: return Check(what, False, f"{r.format()}; any delay is under x{margin:g}")
-    need = seeds_for_power(r, seeds_now) if r.ratio > 1 else None
+    # decided by showing a difference from 1 (either way), or, below the margin, that any delay stays under it
+    targets = [1.0] + ([margin] if r.ratio < margin else [])
+    need = min((n for t in targets if (n := seeds_for_power(r, seeds_now, target=t))), default=None)
     off = not (0 < r.low <= r.high < math.inf)  # a bound beyond the ladder: its doses cannot place it
-    why = (f"{need} seeds per dose for 80 % power" if need else
-           "an end of the interval beyond the ladder: more seeds or doses" if off else
-           "the ratio measured is not above 1, yet the interval allows a delay" if r.ratio <= 1 else
-           "no difference measured")
+    why = (f"{need} seeds per dose for 80 % power to decide" if need else
+           "an end of the interval beyond the ladder: more seeds or doses" if off else "no difference measured")
     return Check(what, None, f"{r.format()}; {why}")
 
 # %% ../nbs/22_phases.ipynb #cb55198d
