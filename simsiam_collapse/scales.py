@@ -191,14 +191,17 @@ SCALES = {
 # those of three others for every claim, the study's phase G). Cut: E2's middle fractions (three remain, 16x apart
 # end to end), E9's extra switch points (the hybrid at the paper's 40 % remains, from E6) and E5's two presets that
 # no claim needs (bottleneck26 against ResNet-18/34/50 is the wide-against-narrow comparison); E5's four take every
-# seed (its default is two).
+# seed (its default is two). E11, the phase diagram, for claim 1 only (ResNet-18 against ResNet-50 and BYOL: the
+# comparisons two seeds decide, the study's phases H and J), on the four doses that carry its transition: 24 runs,
+# about 46 minutes on 2 cores by the study's minutes a run; the cpu scale carries the whole diagram.
 SCALES["mini"] = dataclasses.replace(
     SCALES["cpu"],
     name="mini",
     fractions=(0.0625, 0.25, 1.0),
     switch_points=(0.0, 0.4, 1.0),
     plan={"e5": dict(presets=["resnet18", "resnet34", "resnet50", "bottleneck26"], seeds_per_preset=None),
-          "e11": dict(seeds=[0, 1])},
+          "e11": dict(conditions=["ResNet-18", "ResNet-50", "BYOL ResNet-18"], doses=[1.5e-3, 2.1e-3, 2.5e-3, 3e-3],
+                      seeds=[0, 1])},
 )
 SCALES = {k: SCALES[k] for k in ("smoke", "mini", "cpu", "mini-mnist", "gpu", "paper")}
 

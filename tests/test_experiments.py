@@ -100,6 +100,15 @@ def test_e11_trains_the_ladder_and_judges_the_claims_on_it(smoke_dir):
     assert all(c.weight_decay not in scale.doses for c, _ in e4.finished())
 
 
+def test_e11_at_a_scale_without_a_ladder_trains_nothing_and_says_so(tmp_path):
+    assert not SCALES["mini-mnist"].doses
+    pm.execute_notebook(str(NOTEBOOKS["e11"]), str(tmp_path/"e11.ipynb"), cwd=str(tmp_path), progress_bar=False,
+                        parameters=dict(scale="mini-mnist", out_dir=str(tmp_path)))
+    assert "No ladder of weight decays at the mini-mnist scale" in (tmp_path/"e11"/"summary.md").read_text()
+    assert not (tmp_path/"runs").exists() or not any((tmp_path/"runs").iterdir())
+    assert not (tmp_path/"e11"/"claims.json").exists()
+
+
 def test_an_injected_parameter_changes_the_result(smoke_dir, tmp_path):
     _execute("e2", tmp_path, seeds=[7], architectures=["resnet18"], fractions=[0.1, 1.0])
     runs = sorted(p.name for p in (tmp_path/"runs").iterdir())
