@@ -100,6 +100,13 @@ def test_e11_trains_the_ladder_and_judges_the_claims_on_it(smoke_dir):
     assert all(c.weight_decay not in scale.doses for c, _ in e4.finished())
 
 
+def test_e11_trains_a_hybrids_single_pass_twin_when_the_diagram_leaves_it_out(tmp_path):
+    _execute("e11", tmp_path, conditions=["ResNet-18 hybrid 40 %"], doses=[0.01], seeds=[0])
+    runs = sorted(p.name.split("-")[3] for p in (tmp_path/"runs").iterdir())
+    assert runs == ["hybrid1", "single_pass"]  # smoke's 2 epochs: the switch at 0.4 x 2, epoch 1
+    assert len((tmp_path/"e11"/"e11_runs.csv").read_text().splitlines()) == 2  # the diagram holds the hybrid alone
+
+
 def test_e11_at_a_scale_without_a_ladder_trains_nothing_and_says_so(tmp_path):
     assert not SCALES["mini-mnist"].doses
     pm.execute_notebook(str(NOTEBOOKS["e11"]), str(tmp_path/"e11.ipynb"), cwd=str(tmp_path), progress_bar=False,
