@@ -130,8 +130,10 @@ def _sections(root, results) -> dict:
     lib = sorted(Path(root, "nbs").glob("[0-9][0-9]_*.ipynb"))
     exps = sorted(Path(root, results).glob("e[0-9]*_*.ipynb"), key=lambda p: int(re.match(r"e(\d+)", p.name)[1]))
     study = Path(root, "nbs/paper/mini_scale_study.ipynb")
+    diagram = Path(root, "results/phase-diagram/e11_phase_diagram.ipynb")  # E11 over every condition
     rel = lambda p: posixpath.relpath(p, root)
     project = [("Home", "README.md"), ("Guide", "GUIDE.md"), ("Results (mini)", f"{results}/REPORT.md"),
+               ("The phase diagram", "results/phase-diagram/README.md"),
                ("Every reproduction", "RESULTS.md"), ("Benchmarks", "benchmarks/README.md"),
                ("Contributing", "CONTRIBUTING.md"), ("Tests", "tests/README.md"), ("Changelog", "CHANGELOG.md")]
     return {"simsiam_collapse": [(t, s) for t, s in project if Path(root, s).exists()],
@@ -140,6 +142,7 @@ def _sections(root, results) -> dict:
             "Tutorials": [(experiment_title(p).removeprefix("Tutorial: "), rel(p))
                           for p in sorted(Path(root, "nbs/tutorials").glob("*.ipynb"))],
             "Experiments (mini, executed)": [(experiment_title(p), rel(p)) for p in exps]
+            + ([("E11 over every condition (the study's runs)", rel(diagram))] if diagram.exists() else [])
             + ([("The mini-scale study", rel(study))] if study.exists() else [])}
 
 # %% ../nbs/19_docs.ipynb #94354208
