@@ -196,7 +196,8 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert all(r["status"] == "done" for r in results), [r["error"] for r in results if r["status"] != "done"]
     report = (tmp_path/"REPORT.md").read_text()
     for nb in experiment_notebooks(): assert nb.stem in report
-    rows = [line for line in report.splitlines() for k in range(1, 7) if line.startswith(f"| {k} | ")]
+    claims = report.split("## Headline claims")[1].split("\n## ")[0]
+    rows = [line for line in claims.splitlines() for k in range(1, 7) if line.startswith(f"| {k} | ")]
     assert len(rows) == 6 and all("| **" in r for r in rows)  # a verdict for each headline claim
     assert "| on the phase diagram (E11) | at one dose (E1-E10) |" in report
     assert report.index("## E11") < report.index("## E1:")  # the diagram's figure first
