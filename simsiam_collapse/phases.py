@@ -82,6 +82,10 @@ def _rows_by_dose(rows, value):
     doses = sorted({r["weight_decay"] for r in rows})
     return {d: sorted(((r["seed"], r[value]) for r in rows if r["weight_decay"] == d)) for d in doses}
 
+def _flat(by_dose) -> tuple[list, list]:
+    "(doses, values) of {dose: [(seed, value)]}, one entry per run: what `critical_dose` reads."
+    return [d for d, runs in by_dose.items() for _ in runs], [v for runs in by_dose.values() for _, v in runs]
+
 def _resample(by_dose, rng):
     """One bootstrap resample: (doses, values), each dose's runs drawn with replacement, their deviations from the
     dose's mean stretched by sqrt(n / (n - 1)) so that the resampled means spread as the means do."""
@@ -96,8 +100,7 @@ def _resample(by_dose, rng):
 def dose_interval(rows, floor, value="accuracy", resamples=BOOTSTRAP_RESAMPLES, seed=0) -> CriticalDose:
     "The critical dose of `rows` (dicts with weight_decay, seed and `value`) with its 95 % bootstrap interval."
     by_dose = _rows_by_dose(rows, value)
-    doses = [d for d, runs in by_dose.items() for _ in runs]
-    point = critical_dose(doses, [v for runs in by_dose.values() for _, v in runs], floor)
+    point = critical_dose(*_flat(by_dose), floor)
     rng = np.random.default_rng(seed)
     draws = np.array([critical_dose(*_resample(by_dose, rng), floor) for _ in range(resamples)])
     low, high = percentiles(draws)
@@ -132,8 +135,7 @@ class DoseRatio:
 
 def _log_ratio(a, b, floor) -> float:
     "log(critical dose of a / that of b) for two {dose: [(seed, value)]}; +-inf off the ladder, NaN if undefined."
-    da, db = (critical_dose([d for d, runs in x.items() for _ in runs], [v for runs in x.values() for _, v in runs],
-                            floor) for x in (a, b))
+    da, db = (critical_dose(*_flat(x), floor) for x in (a, b))
     with np.errstate(divide="ignore", invalid="ignore"): return float(np.log(da) - np.log(db))
 
 def _permuted(a, b, rng):
