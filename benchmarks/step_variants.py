@@ -17,8 +17,8 @@ import time
 
 import torch
 
+from simsiam_collapse.basics import default_device
 from simsiam_collapse.config import resolve_precision
-from simsiam_collapse.evaluate import default_device
 from simsiam_collapse.methods import SimSiam
 from simsiam_collapse.models import build_backbone
 from simsiam_collapse.runs import cpu_info

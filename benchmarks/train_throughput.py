@@ -21,8 +21,8 @@ import time
 import torch
 
 from simsiam_collapse.augment import ReferenceTwoViews, TwoViewAugment
+from simsiam_collapse.basics import default_device
 from simsiam_collapse.datasets import DataNotFoundError, load_dataset
-from simsiam_collapse.evaluate import default_device
 from simsiam_collapse.methods import SimSiam
 from simsiam_collapse.models import build_backbone
 

@@ -14,7 +14,8 @@ from scipy.stats import t as student_t
 # %% auto #0
 __all__ = ['CLAIMS', 'VERDICTS', 'CONFIDENCE', 'RISE_RHO', 'ANTI_RHO', 'LOO_R2', 'NEAR_TOTAL_COLLAPSE', 'NO_HELP_MARGIN',
            'CLAIM_SOURCES', 'DIAGRAM', 'Estimate', 'Check', 'Difference', 'beyond_noise', 'no_more_than', 'spearman',
-           'verdict', 'check_from_dict', 'check_to_dict', 'merge_claims']
+           'verdict', 'check_from_dict', 'check_to_dict', 'AccuracyPredictor', 'fit_linear', 'fit_accuracy_predictor',
+           'merge_claims']
 
 # %% ../nbs/11_claims.ipynb #b20e12ad
 CLAIMS = {
@@ -163,6 +164,40 @@ def verdict(checks) -> str:
 def check_from_dict(d) -> Check: return Check(d["what"], d["holds"], d.get("numbers", ""))
 
 def check_to_dict(c: Check) -> dict: return asdict(c)
+
+# %% ../nbs/11_claims.ipynb #bcd53394
+@dataclass
+class AccuracyPredictor:
+    "OLS fit accuracy ~ intercept + b_loss * loss + b_auc * AUC."
+    coef: np.ndarray  # intercept, loss, AUC
+    r2: float
+    loo_r2: float
+    loo_predictions: np.ndarray
+    n: int
+
+    def predict(self, loss, auc) -> np.ndarray:
+        return self.coef[0] + self.coef[1] * np.asarray(loss, float) + self.coef[2] * np.asarray(auc, float)
+
+# %% ../nbs/11_claims.ipynb #b1f0c5d0
+def fit_linear(y, *columns) -> AccuracyPredictor:
+    """OLS fit of `y` on an intercept and `columns` (one value per model each), with in-sample and leave-one-out R²
+    (each model predicted by the fit on all the others: the residual over 1 - its leverage); needs len(columns) + 2
+    models at least."""
+    y = np.asarray(y, float)
+    X = np.column_stack([np.ones_like(y), *(np.asarray(c, float) for c in columns)])
+    if len(y) < X.shape[1] + 1:
+        raise ValueError(f"Need at least {X.shape[1] + 1} models to fit {X.shape[1]} coefficients and leave one out, "
+                         f"got {len(y)}.")
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ coef
+    hat = np.einsum("ij,ji->i", X, np.linalg.pinv(X))  # leverages h_ii
+    loo_resid = resid / (1 - hat)
+    sst = ((y - y.mean()) ** 2).sum()
+    return AccuracyPredictor(coef, 1 - (resid**2).sum() / sst, 1 - (loo_resid**2).sum() / sst, y - loo_resid, len(y))
+
+def fit_accuracy_predictor(loss, auc, accuracy) -> AccuracyPredictor:
+    "Fit `AccuracyPredictor` (accuracy ~ loss + AUC) on one value per trained model; needs at least 4 models."
+    return fit_linear(accuracy, loss, auc)
 
 # %% ../nbs/11_claims.ipynb #9cd9dbdd
 CLAIM_SOURCES = {1: ("e1", "e6", "e8"), 2: ("e2",), 3: ("e3",), 4: ("e4",), 5: ("e5",), 6: ("e6", "e7", "e8", "e9")}

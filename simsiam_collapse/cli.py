@@ -9,7 +9,6 @@ import argparse
 import dataclasses
 import difflib
 import errno
-import json
 import os
 import re
 import sys
@@ -24,20 +23,13 @@ from tqdm import tqdm
 
 import simsiam_collapse
 
+from .basics import default_device, read_json, write_json
 from .datasets import DATASET_NAMES, DOWNLOAD_ENV, ImageReadError, load_dataset, resolve_data_root
 from .config import field_kind, KIND_WORDS, resolve_precision, run_name, TrainConfig
-from .evaluate import default_device
 from .report import experiment_order, experiment_title, notebook_to_html, plot_runs, write_report
 from simsiam_collapse.runs import (
-    directory_lock,
-    environment,
-    last_checkpoint,
-    progress_file,
-    read_metrics,
-    RunLocked,
-    tensorboard_writer,
-    TrainingDiverged,
-    write_json,
+    checkpoint_epochs, checkpoint_path, directory_lock, ENVIRONMENT, environment, last_checkpoint, progress_file,
+    read_metrics, run_store, RunFolder, RunLocked, tensorboard_writer, TrainingDiverged,
 )
 from .scales import SCALES
 
@@ -71,10 +63,6 @@ def experiment_notebooks(folder=None, only=None) -> list[Path]:
         found = {k: v for k, v in found.items() if k in only}
     return [found[k] for k in sorted(found, key=lambda k: (k in READS_EVERY_RUN, experiment_order(k)))]
 
-# %% ../nbs/18_cli.ipynb #58cc47ad
-def _read_json(p):
-    return json.loads(Path(p).read_text()) if Path(p).exists() else None
-
 # %% ../nbs/18_cli.ipynb #faa9c6c3
 def _render(executed) -> str:
     "The HTML rendering of an executed notebook, for the report's links (the .ipynb when it cannot be rendered)."
@@ -92,7 +80,7 @@ class _RunsBar:
         self.stop, self.bar, self.seen = threading.Event(), None, None
 
     def poll(self):
-        p = _read_json(self.file) if self.file.exists() else None
+        p = read_json(self.file)
         if not p or p.get("started", 0) < self.since: return  # nothing yet from this notebook
         if p["started"] != self.seen:  # a new batch of runs (a notebook may train several)
             self.seen = p["started"]
@@ -145,11 +133,11 @@ def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs):
     out = out.resolve()  # papermill runs each notebook from inside `out`
     where = default_device(device)
     precision = resolve_precision(SCALES[scale].train.get("precision", "auto"), where)[1]
-    write_json(out/"environment.json",
+    write_json(out/ENVIRONMENT,
                dict(environment(where, precision=precision), scale=scale, data_root=str(resolve_data_root(data_root)),
                     jobs=jobs))
     state_file = out/"reproduce.json"
-    state = _read_json(state_file) or {}
+    state = read_json(state_file) or {}
     if state.get("scale") not in (None, scale):
         raise ValueError(
             f"{out} holds a reproduction at scale {state['scale']!r}: use another --out for scale {scale!r}."
@@ -165,7 +153,7 @@ def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs):
         params = dict(scale=scale, data_root=data_root, device=device, out_dir=str(out), jobs=jobs,
                       **SCALES[scale].plan.get(nb.stem.split("_")[0], {}))
         try:
-            with _RunsBar(progress_file(out/"runs"), nb.stem), tempfile.TemporaryDirectory() as sockets:
+            with _RunsBar(progress_file(run_store(out)), nb.stem), tempfile.TemporaryDirectory() as sockets:
                 pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(out), progress_bar=False,
                                     kernel_manager_class=_kernel_manager(sockets))
             status, error = "done", ""
@@ -228,7 +216,7 @@ def _add_config_arguments(parser):
 def _summary(run_dir) -> str:
     "The final line of a run's log, for people: loss, AUC, RankMe, kNN; where the run is and what it takes on disk."
     last = next((m for m in reversed(read_metrics(run_dir)) if "auc" in m), None)
-    kept = sorted(Path(run_dir).glob("checkpoints/epoch_*.pt"))
+    kept = [checkpoint_path(run_dir, e) for e in checkpoint_epochs(run_dir)]
     where = (f"run directory: {run_dir} ({len(kept)} checkpoint{'s' * (len(kept) != 1)}, "
              f"{sum(p.stat().st_size for p in kept) / 2 ** 20:.1f} MB; --checkpoint-every keeps more)")
     if last is None: return where
@@ -250,13 +238,13 @@ def _start_line(cfg, run_dir) -> str:
 def _train_command(args):
     from simsiam_collapse.train import train  # the training stack, loaded for this command only
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}).validate()
-    run_dir = Path(args.run_dir) if args.run_dir else Path("runs")/run_name(cfg)  # the store's naming
+    run_dir = Path(args.run_dir) if args.run_dir else run_store(".")/run_name(cfg)  # the store's naming
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"--run-dir {run_dir} is a file, not a folder: name a folder for the run (it is created).")
-    if args.resume and not (run_dir/"config.json").exists():  # a typo must not restart a long run
+    if args.resume and not RunFolder(run_dir).is_run():  # a typo must not restart a long run
         where = "" if args.run_dir else " (without --run-dir, --resume looks where this configuration's run is kept)"
-        raise FileNotFoundError(f"--resume: {run_dir} holds no run (no config.json there){where}: check the path "
-                                "and the options, or leave out --resume to start a new run.")
+        raise FileNotFoundError(f"--resume: {run_dir} holds no run (no {RunFolder(run_dir).config.name} there){where}: "
+                                "check the path and the options, or leave out --resume to start a new run.")
     args.resolved_run_dir = run_dir  # for the message if the run is stopped
     if args.download: os.environ[DOWNLOAD_ENV] = "1"  # read where the data are loaded, in this process and its workers
     print(_start_line(cfg, run_dir))

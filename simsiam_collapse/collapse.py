@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import math
 import warnings
 from collections.abc import Iterator
@@ -14,14 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import simsiam_collapse
-
 # %% auto #0
 __all__ = ['DOMINANT_ROWS', 'DOMINANT_SHARE', 'DOMINANT_MIN_N', 'REFERENCE_DIR', 'OFFICIAL_AUC', 'OFFICIAL_AUC_SQUARED',
            'INPUT_KEYS', 'ACCEPTED_INPUTS', 'FLOAT32_FLOOR', 'singular_values', 'cumulative_explained_variance',
            'collapse_auc', 'normalized_auc', 'official_spectra', 'SpectrumAccumulator', 'rankme', 'collapse_measures',
-           'std_of_l2_normalized', 'InputBatches', 'model_features', 'model_device_dtype', 'plot_spectra', 'plot_auc',
-           'save_figure']
+           'std_of_l2_normalized', 'InputBatches', 'model_features', 'model_device_dtype', 'plot_spectra', 'plot_auc']
 
 # %% ../nbs/04_collapse.ipynb #e2f33ccf
 def _to_tensor(x) -> torch.Tensor:
@@ -121,7 +119,8 @@ def normalized_auc(auc, d) -> float:
     return (auc - flat) / (1 - flat)
 
 # %% ../nbs/04_collapse.ipynb #5b2d7bce
-REFERENCE_DIR = Path(simsiam_collapse.__file__).parent/"reference"  # package data, not exported code
+# package data, not exported code; found by the package's spec, without importing it (it imports this module)
+REFERENCE_DIR = Path(importlib.util.find_spec("simsiam_collapse").origin).parent/"reference"
 OFFICIAL_AUC = {1: 0.6098, 5: 0.7480, 10: 0.8449, 20: 0.8787, 50: 0.8714, 100: 0.8578}
 OFFICIAL_AUC_SQUARED = {1: 0.7382, 5: 0.8816, 10: 0.9704, 20: 0.9833, 50: 0.9719, 100: 0.9793}
 
@@ -340,11 +339,3 @@ def plot_auc(x, aucs, ax=None, xlabel="", label=None, logx=False, title=None, **
     if title: ax.set_title(title)
     if label: ax.legend(fontsize=7)
     return ax
-
-# %% ../nbs/04_collapse.ipynb #81310fc3
-def save_figure(fig, path) -> list[Path]:
-    "Save `fig` as `path`.png and `path`.pdf (the folder is created)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    out = [path.with_suffix(".png"), path.with_suffix(".pdf")]
-    for p in out: fig.savefig(p, dpi=150, bbox_inches="tight")
-    return out

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .basics import publish, save_atomically
 from .augment import resize_center_crop_image, squash
-from .runs import publish, save_atomically
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'CACHE_ENV', 'DOWNLOAD_ENV', 'DATASET_NAMES', 'TRAIN_SIZES', 'SPLITS', 'NORMALIZATION', 'IMAGE_EXTENSIONS',

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from .report import experiment_title, markdown_title, markdown_to_html
+from .runs import STORE
 
 # %% auto #0
 __all__ = ['EXTERNAL', 'TAG', 'LINK', 'SEARCH_SCRIPT', 'PANDOC_ATTRIBUTES', 'MARKDOWN_PAGES', 'MATHJAX_CONFIG', 'NOT_COPIED',
@@ -217,7 +218,7 @@ def write_search_index(site) -> Path:
 
 # %% ../nbs/19_docs.ipynb #2cf24c1c
 # what the site does not read: the copy leaves them out (the environment, the history, earlier outputs)
-NOT_COPIED = (".git", ".venv", "_site", "_proc", "_docs", "reproduction", "runs", "mutants", "__pycache__",
+NOT_COPIED = (".git", ".venv", "_site", "_proc", "_docs", "reproduction", STORE, "mutants", "__pycache__",
               "*.egg-info")
 # nbdev's processor without its Quarto installer (which, without Quarto, would pip-install the project)
 PROCESS_NOTEBOOKS = "import nbdev.quarto as q; q._ensure_quarto = lambda: None; q._pre_docs()"

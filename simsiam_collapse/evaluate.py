@@ -13,21 +13,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from .basics import default_device
 from .augment import BatchAugment, ViewRecipe, eval_transform
 from .collapse import InputBatches, SpectrumAccumulator, model_device_dtype, model_features
 from .datasets import ImageDataset, StreamingImageFolder
 from .optim import LARC, learning_rate
 
 # %% auto #0
-__all__ = ['KNN_TEMPERATURE', 'KNN_K_AT_50K', 'default_device', 'extract_features', 'knn_k', 'knn_predict', 'knn_accuracy',
-           'ProbeResult', 'linear_probe_on_features', 'linear_probe', 'AccuracyPredictor', 'fit_linear',
-           'fit_accuracy_predictor']
-
-# %% ../nbs/05_evaluate.ipynb #731bf097
-def default_device(device=None) -> torch.device:
-    "`device`, or 'auto': CUDA when available, else the CPU."
-    if device in (None, "auto"): return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+__all__ = ['KNN_TEMPERATURE', 'KNN_K_AT_50K', 'extract_features', 'knn_k', 'knn_predict', 'knn_accuracy', 'ProbeResult',
+           'linear_probe_on_features', 'linear_probe']
 
 # %% ../nbs/05_evaluate.ipynb #41252a25
 def _our_batches(ds, batch_size, indices, image_size, device):
@@ -205,37 +199,3 @@ def linear_probe(backbone, train_ds, test_ds, *, epochs=90, batch_size=256, lr=N
     return _train_probe(features_of, train_ds.labels, evaluate, dim=backbone.feature_dim,
                         num_classes=len(train_ds.classes), epochs=epochs, batch_size=batch_size, lr=lr, lars=lars,
                         seed=seed, device=device, protocol="paper (augmented)", progress=progress)
-
-# %% ../nbs/05_evaluate.ipynb #bcd53394
-@dataclass
-class AccuracyPredictor:
-    "OLS fit accuracy ~ intercept + b_loss * loss + b_auc * AUC."
-    coef: np.ndarray  # intercept, loss, AUC
-    r2: float
-    loo_r2: float
-    loo_predictions: np.ndarray
-    n: int
-
-    def predict(self, loss, auc) -> np.ndarray:
-        return self.coef[0] + self.coef[1] * np.asarray(loss, float) + self.coef[2] * np.asarray(auc, float)
-
-# %% ../nbs/05_evaluate.ipynb #b1f0c5d0
-def fit_linear(y, *columns) -> AccuracyPredictor:
-    """OLS fit of `y` on an intercept and `columns` (one value per model each), with in-sample and leave-one-out R²
-    (each model predicted by the fit on all the others: the residual over 1 - its leverage); needs len(columns) + 2
-    models at least."""
-    y = np.asarray(y, float)
-    X = np.column_stack([np.ones_like(y), *(np.asarray(c, float) for c in columns)])
-    if len(y) < X.shape[1] + 1:
-        raise ValueError(f"Need at least {X.shape[1] + 1} models to fit {X.shape[1]} coefficients and leave one out, "
-                         f"got {len(y)}.")
-    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-    resid = y - X @ coef
-    hat = np.einsum("ij,ji->i", X, np.linalg.pinv(X))  # leverages h_ii
-    loo_resid = resid / (1 - hat)
-    sst = ((y - y.mean()) ** 2).sum()
-    return AccuracyPredictor(coef, 1 - (resid**2).sum() / sst, 1 - (loo_resid**2).sum() / sst, y - loo_resid, len(y))
-
-def fit_accuracy_predictor(loss, auc, accuracy) -> AccuracyPredictor:
-    "Fit `AccuracyPredictor` (accuracy ~ loss + AUC) on one value per trained model; needs at least 4 models."
-    return fit_linear(accuracy, loss, auc)

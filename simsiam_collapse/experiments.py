@@ -15,14 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .basics import default_device, markdown_table, save_figure, write_json
 from .claims import Check, check_to_dict, CLAIMS, verdict
-from .collapse import save_figure
 from .config import canonical, TrainConfig
-from .report import markdown_table, SMOKE_NOTE
 from .datasets import DataNotFoundError, load_dataset
-from .evaluate import default_device
-from .runs import environment, write_json
-from .scales import SCALES
+from .runs import environment, run_store
+from .scales import SCALES, SMOKE_NOTE
 from .runner import run_all, RunStore, train_and_evaluate
 
 # %% auto #0
@@ -99,7 +97,7 @@ class Experiment:
         self.jobs = jobs
         self.out = Path(out_dir)/exp_id
         self.out.mkdir(parents=True, exist_ok=True)
-        self.store = RunStore(Path(out_dir)/"runs")
+        self.store = RunStore(run_store(out_dir))
         self.seeds = tuple(seeds) if seeds is not None else self.scale.seeds
         self.dataset, self.note = self._resolve_dataset(dataset or self.scale.dataset)
         self.claims, self.rows = [], {}

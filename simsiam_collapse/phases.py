@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .claims import ANTI_RHO, CONFIDENCE, LOO_R2, Check, spearman
-from .evaluate import fit_accuracy_predictor
+from .claims import ANTI_RHO, CONFIDENCE, LOO_R2, Check, fit_accuracy_predictor, spearman
 from .scales import PAPER_SWITCH
 
 # %% auto #0

@@ -10,13 +10,15 @@ import re
 import time
 from pathlib import Path
 
+from .basics import markdown_table, read_json
 from .claims import DIAGRAM, merge_claims
-from .runs import run_status
+from .runs import ENVIRONMENT, run_status, run_store, RunFolder
+from .scales import SMOKE_NOTE
 
 # %% auto #0
-__all__ = ['SMOKE_NOTE', 'PUBLISHED', 'CURVES', 'markdown_title', 'experiment_title', 'experiment_order', 'claim_verdicts',
-           'machine_line', 'markdown_table', 'runs_table', 'write_runs_csv', 'markdown_to_html', 'notebook_to_html',
-           'claims_section', 'write_report', 'publish_results', 'plot_runs']
+__all__ = ['PUBLISHED', 'CURVES', 'markdown_title', 'experiment_title', 'experiment_order', 'claim_verdicts', 'machine_line',
+           'runs_table', 'write_runs_csv', 'markdown_to_html', 'notebook_to_html', 'claims_section', 'write_report',
+           'publish_results', 'plot_runs']
 
 # %% ../nbs/17_report.ipynb #a811a12f
 def markdown_title(text) -> str | None:
@@ -49,37 +51,24 @@ def claim_verdicts(out, ran=None) -> dict:
 def machine_line(out) -> str | None:
     """Where a reproduction's numbers were computed: the CPU (model, cores, vector ISA), device and precision, from
     `out/environment.json`; None without one. Digits differ between CPUs whose kernels sum in another order."""
-    try: env = json.loads((Path(out)/"environment.json").read_text())
+    try: env = json.loads((Path(out)/ENVIRONMENT).read_text())
     except (OSError, ValueError): return None
     cpu = env.get("cpu") or {}
     isa = ", ".join(cpu.get("isa") or []) or "ISA flags unknown"
     return (f"Computed on {cpu.get('model', env.get('processor', 'an unnamed CPU'))} ({cpu.get('cores', '?')} cores; "
             f"{isa}), device {env.get('device')}, precision {env.get('precision')}.")
 
-SMOKE_NOTE = (
-    "**Smoke scale: this report checks the plumbing** (every notebook runs, on 8x8 digits and width-4 networks, "
-    "in minutes). Its verdicts are not evidence about the paper's claims; `--scale mini` is the smallest scale that is."
-)
-
-# %% ../nbs/17_report.ipynb #71b2d612
-def markdown_table(header, rows) -> str:
-    "A Markdown table: the column names `header`, then `rows` (sequences of cells, each written with `str`)."
-    rows = [list(r) for r in rows]
-    if (bad := next((i for i, r in enumerate(rows) if len(r) != len(header)), None)) is not None:
-        raise ValueError(f"row {bad} has {len(rows[bad])} cells, the header {len(header)}: {rows[bad]!r}")
-    line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"
-    return "\n".join([line(header), "|" + "---|" * len(header), *map(line, rows)])
-
 # %% ../nbs/17_report.ipynb #4d83ac71
 def runs_table(runs_dir) -> list[dict]:
     """One row per run folder of a run store: its name, state, configuration (`config.json`) and final measures
     (`eval.json`, without its settings), in name order."""
     rows = []
-    for run in sorted(p for p in Path(runs_dir).iterdir() if (p/"config.json").exists()):
-        measures = json.loads((run/"eval.json").read_text()) if (run/"eval.json").exists() else {}
+    for run in map(RunFolder, sorted(Path(runs_dir).iterdir())):
+        if not run.is_run(): continue
+        measures = read_json(run.evaluation, {})
         measures.pop("settings", None)
-        rows.append({"run": run.name, "state": run_status(run) or "unknown",
-                     **json.loads((run/"config.json").read_text()), **measures})
+        rows.append({"run": run.path.name, "state": run_status(run.path) or "unknown",
+                     **read_json(run.config), **measures})
     return rows
 
 # %% ../nbs/17_report.ipynb #418c587e
@@ -178,8 +167,8 @@ def write_report(out, results, scale) -> Path:
                         f"[{Path(link).name}]({link})"] for r in ordered if (link := r.get("html") or r["output"])]
         lines += ["", "## Experiments", "",
                   markdown_table(["experiment", "status", "minutes", "executed notebook"], experiments)]
-        if (out/"runs").is_dir():
-            write_runs_csv(out/"runs", out/"runs.csv")
+        if run_store(out).is_dir():
+            write_runs_csv(run_store(out), out/"runs.csv")
             lines += ["", "[runs.csv](runs.csv): every run of the store, one row each, with its configuration and "
                       "final measures (each seed apart)."]
         for r in ordered:
@@ -195,7 +184,7 @@ def write_report(out, results, scale) -> Path:
     return out/"REPORT.md"
 
 # %% ../nbs/17_report.ipynb #da4075d2
-PUBLISHED = ("REPORT.md", "runs.csv", "environment.json", "reproduce.json", "e*/*.png", "e*/*.csv", "e*/*.md",
+PUBLISHED = ("REPORT.md", "runs.csv", ENVIRONMENT, "reproduce.json", "e*/*.png", "e*/*.csv", "e*/*.md",
              "e*/*.json", "e*_*.ipynb")
 
 def publish_results(out, dest) -> list[Path]:
@@ -222,12 +211,13 @@ def plot_runs(run_dirs, labels=None, out=None):
     given."""
     import matplotlib.pyplot as plt
 
-    from simsiam_collapse.collapse import save_figure
+    from simsiam_collapse.basics import save_figure
     from simsiam_collapse.runs import read_metrics
     run_dirs = [Path(r) for r in run_dirs]
-    missing = [str(r) for r in run_dirs if not (r/"metrics.jsonl").exists()]
+    missing = [str(r) for r in run_dirs if not RunFolder(r).metrics.exists()]
     if missing:
-        raise FileNotFoundError(f"No metrics.jsonl in {', '.join(missing)}: pass run directories written by `train`.")
+        raise FileNotFoundError(f"No {RunFolder(missing[0]).metrics.name} in {', '.join(missing)}: pass run "
+                                "directories written by `train`.")
     labels = labels or [r.name for r in run_dirs]
     fig, axes = plt.subplots(1, len(CURVES), figsize=(3.6 * len(CURVES), 3.2))
     for run, label in zip(run_dirs, labels):

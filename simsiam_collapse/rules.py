@@ -12,6 +12,7 @@ from simsiam_collapse.claims import (
     beyond_noise,
     Check,
     Estimate,
+    fit_accuracy_predictor,
     LOO_R2,
     NEAR_TOTAL_COLLAPSE,
     no_more_than,
@@ -19,7 +20,6 @@ from simsiam_collapse.claims import (
     spearman,
 )
 from .collapse import normalized_auc
-from .evaluate import fit_accuracy_predictor
 
 # %% auto #0
 __all__ = ['SMALL_NETWORKS', 'estimate_of', 'describe', 'e1_checks', 'e2_checks', 'e3_checks', 'e5_checks', 'e6_checks',

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import time
@@ -17,20 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .basics import default_device, read_json, save_array, write_json
 from .collapse import SpectrumAccumulator, collapse_measures
 from .config import canonical, run_name, TrainConfig
 from .datasets import load_dataset
 from simsiam_collapse.evaluate import (
-    KNN_TEMPERATURE,
-    default_device,
-    extract_features,
-    knn_accuracy,
-    knn_k,
-    linear_probe,
-    linear_probe_on_features,
+    KNN_TEMPERATURE, extract_features, knn_accuracy, knn_k, linear_probe, linear_probe_on_features,
 )
 from .models import build_backbone
-from .runs import checkpoint_path, last_checkpoint, progress_file, read_metrics, run_status, write_json
+from .runs import checkpoint_path, last_checkpoint, progress_file, read_metrics, run_status, RunFolder
 from .scales import Scale
 from .train import build_model, train
 
@@ -67,9 +61,10 @@ class RunStore:
     def finished(self) -> list[tuple[TrainConfig, Path]]:
         "Every finished run in the store."
         out = []
-        for status in sorted(self.root.glob("*/status.json")):
-            if run_status(status.parent) == "done":
-                out.append((TrainConfig.load(status.parent / "config.json"), status.parent))
+        # in the order of their status files' paths, as runs were always listed (order-sensitive tests read them)
+        for folder in sorted(map(RunFolder, self.root.glob("*")), key=lambda f: str(f.status)):
+            if run_status(folder.path) == "done":
+                out.append((TrainConfig.load(folder.config), folder.path))
         return out
 
 # %% ../nbs/14_runner.ipynb #1459367f
@@ -79,8 +74,8 @@ EVAL_SUBSET_SEED = 2024
 
 def load_backbone(run_dir, epoch=None, device="cpu"):
     "The backbone of `run_dir` after `epoch` epochs (default: the last checkpoint), and the run's config."
-    cfg = TrainConfig.load(Path(run_dir)/"config.json")
-    data = json.loads((Path(run_dir)/"data.json").read_text())
+    folder = RunFolder(run_dir)
+    cfg, data = TrainConfig.load(folder.config), read_json(folder.data)
     model = build_model(cfg, data["train"]["shape"][0])
     state = torch.load(
         checkpoint_path(run_dir, epoch or last_checkpoint(run_dir)), map_location="cpu", weights_only=False
@@ -99,8 +94,7 @@ def _eval_settings(run_dir, scale: Scale) -> dict:
 # %% ../nbs/14_runner.ipynb #9bbaf57e
 def cached_evaluation(run_dir, scale: Scale) -> dict | None:
     "The run's `eval.json` when it was measured with these settings, else None."
-    try: saved = json.loads((Path(run_dir)/"eval.json").read_text())
-    except (OSError, ValueError): return None
+    saved = read_json(RunFolder(run_dir).evaluation, {})
     return saved if saved.get("settings") == _eval_settings(run_dir, scale) else None
 
 # %% ../nbs/14_runner.ipynb #c80c52b7
@@ -108,7 +102,7 @@ def evaluate_run(run_dir, scale: Scale, device="auto", data_root=None, progress=
     "Final measurements of a finished run, cached in `run_dir/eval.json` (with the spectrum in `spectrum.npy`)."
     run_dir, device = Path(run_dir), default_device(device)
     if (saved := cached_evaluation(run_dir, scale)) is not None: return saved
-    settings, cache = _eval_settings(run_dir, scale), run_dir/"eval.json"
+    settings, cache = _eval_settings(run_dir, scale), RunFolder(run_dir).evaluation
     backbone, cfg = load_backbone(run_dir, device=device)
     train_ds = load_dataset(cfg.dataset, "train", data_root=data_root or cfg.data_root)
     test_ds = load_dataset(cfg.dataset, "test", data_root=data_root or cfg.data_root)
@@ -121,7 +115,7 @@ def evaluate_run(run_dir, scale: Scale, device="auto", data_root=None, progress=
     fte = extract_features(backbone, test_ds, device=device, image_size=cfg.image_size, progress=progress)
     ytr = train_ds.labels if idx is None else train_ds.labels[idx]
     measures = collapse_measures(acc)
-    np.save(run_dir/"spectrum.npy", measures["spectrum"].numpy())
+    save_array(RunFolder(run_dir).spectrum, measures["spectrum"].numpy())
     if scale.probe == "paper":
         probe = linear_probe(
             backbone,

@@ -6,23 +6,58 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import platform
-import shutil
 import time
 import warnings
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .basics import publish
+
 # %% auto #0
-__all__ = ['ISA_FLAGS', 'TrainingDiverged', 'RunLocked', 'publish', 'save_atomically', 'write_json', 'write_metrics',
+__all__ = ['STORE', 'ENVIRONMENT', 'ISA_FLAGS', 'run_store', 'RunFolder', 'TrainingDiverged', 'RunLocked', 'write_metrics',
            'append_metrics', 'directory_lock', 'checkpoint_path', 'checkpoint_epochs', 'last_checkpoint',
            'load_latest_checkpoint', 'prune_checkpoints', 'read_metrics', 'run_status', 'progress_file', 'environment',
            'cpu_info', 'tensorboard_writer']
+
+# %% ../nbs/09_runs.ipynb #c438b879
+STORE = "runs"  # a reproduction's run folders, under its output folder
+ENVIRONMENT = "environment.json"  # versions, machine, device: beside every output, a run's or a reproduction's
+
+def run_store(out_dir) -> Path:
+    "Where a reproduction writing to `out_dir` keeps its runs, one folder each."
+    return Path(out_dir)/STORE
+
+def _file(name, doc):
+    return property(lambda self: self.path/name, doc=f"`{name}`: {doc}")
+
+class RunFolder:
+    "One training run's folder: the one owner of the names of its files, each a path read and written whole."
+    def __init__(self, path): self.path = Path(path)
+    def __repr__(self): return f"RunFolder({str(self.path)!r})"
+    config = _file("config.json", "the run's configuration (`TrainConfig.to_dict`)")
+    environment = _file(ENVIRONMENT, "versions, machine, device and precision")
+    data = _file("data.json", "what data the run used")
+    permutation = _file("permutation.npy", "the ordering's permutation of the training images")
+    metrics = _file("metrics.jsonl", "one line per epoch")
+    status = _file("status.json", "running or done, and the epochs done")
+    evaluation = _file("eval.json", "the final measurements and the settings they were taken with")
+    spectrum = _file("spectrum.npy", "the singular values of the features the final measurements used")
+    checkpoints = _file("checkpoints", "a folder, `epoch_NNNN.pt` after each kept epoch")
+    tensorboard = _file("tensorboard", "TensorBoard's copy of the log, when asked for")
+
+    def checkpoint(self, epoch) -> Path:
+        "The checkpoint after `epoch` completed epochs."
+        return self.checkpoints/f"epoch_{epoch:04d}.pt"
+
+    def is_run(self) -> bool:
+        "Whether a run was started here (its configuration is written first)."
+        return self.config.exists()
 
 # %% ../nbs/09_runs.ipynb #2909712c
 class TrainingDiverged(RuntimeError):
@@ -31,49 +66,14 @@ class TrainingDiverged(RuntimeError):
 class RunLocked(RuntimeError):
     "Another process holds the run (or reproduction) directory."
 
-# %% ../nbs/09_runs.ipynb #1e6ced79
-def _disk_full(folder) -> bool:
-    "Whether the disk holding `folder` has less than 1 MiB left (False when that cannot be told)."
-    try: return shutil.disk_usage(folder).free < 2 ** 20
-    except OSError: return False
-
-# %% ../nbs/09_runs.ipynb #54fc8551
-def publish(path, write):
-    """Write a file whole or not at all: `write(f)` into a temporary file, fsync, rename over `path`, fsync the folder.
-    A write that fails on a full disk is an OSError(ENOSPC) naming `path`, whatever the writer raised (torch's zip
-    writer raises a RuntimeError)."""
-    path = Path(path); tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except Exception as e:
-        if isinstance(e, OSError) or not _disk_full(path.parent): raise
-        raise OSError(errno.ENOSPC, f"No space left on device ({type(e).__name__}: {e})", str(path)) from e
-    finally:
-        tmp.unlink(missing_ok=True)
-    if hasattr(os, "O_DIRECTORY"):
-        fd = os.open(path.parent, os.O_DIRECTORY)
-        try: os.fsync(fd)
-        finally: os.close(fd)
-
-# %% ../nbs/09_runs.ipynb #488fd9f6
-def save_atomically(obj, path):
-    "`torch.save(obj)` to `path`, whole or not at all (a checkpoint)."
-    publish(path, lambda f: torch.save(obj, f))
-
-def write_json(path, obj):
-    "`obj` as indented JSON at `path`, whole or not at all."
-    publish(path, lambda f: f.write(json.dumps(obj, indent=1, default=str).encode()))
-
 # %% ../nbs/09_runs.ipynb #7e55eef5
 def write_metrics(run_dir, rows):
     "The run's whole log, one JSON line per row (rewritten from a checkpoint on resume)."
-    publish(Path(run_dir)/"metrics.jsonl", lambda f: f.write("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    publish(RunFolder(run_dir).metrics, lambda f: f.write("".join(json.dumps(r) + "\n" for r in rows).encode()))
 
 def append_metrics(run_dir, row):
     "One log line, appended and flushed to disk (after its checkpoint is published)."
-    with open(Path(run_dir)/"metrics.jsonl", "a") as f:
+    with open(RunFolder(run_dir).metrics, "a") as f:
         f.write(json.dumps(row) + "\n"); f.flush(); os.fsync(f.fileno())
 
 # %% ../nbs/09_runs.ipynb #78ea7da6
@@ -110,11 +110,11 @@ def directory_lock(folder, wait=False, what="run"):
 # %% ../nbs/09_runs.ipynb #f6ec4f34
 def checkpoint_path(run_dir, epoch) -> Path:
     "The checkpoint after `epoch` completed epochs."
-    return Path(run_dir)/"checkpoints"/f"epoch_{epoch:04d}.pt"
+    return RunFolder(run_dir).checkpoint(epoch)
 
 def checkpoint_epochs(run_dir) -> list[int]:
     "The epochs of the checkpoints in `run_dir`, ascending."
-    return sorted(int(p.stem.split("_")[1]) for p in (Path(run_dir)/"checkpoints").glob("epoch_*.pt"))
+    return sorted(int(p.stem.split("_")[1]) for p in RunFolder(run_dir).checkpoints.glob("epoch_*.pt"))
 
 # %% ../nbs/09_runs.ipynb #b94d54fc
 def last_checkpoint(run_dir) -> int:
@@ -145,7 +145,7 @@ def prune_checkpoints(run_dir, every):
 def read_metrics(run_dir) -> list[dict]:
     """The metrics log of a run, one dict per line; an unreadable line (a kill mid-write) is skipped with a warning
     naming it."""
-    p, rows = Path(run_dir)/"metrics.jsonl", []
+    p, rows = RunFolder(run_dir).metrics, []
     if not p.exists(): return rows
     for i, line in enumerate(p.read_text().splitlines(), 1):
         if not line.strip(): continue
@@ -156,7 +156,7 @@ def read_metrics(run_dir) -> list[dict]:
 # %% ../nbs/09_runs.ipynb #def56d7f
 def run_status(run_dir) -> str | None:
     "'done', 'running' (started, not finished) or None (no run there)."
-    try: return json.loads((Path(run_dir)/"status.json").read_text())["state"]
+    try: return json.loads(RunFolder(run_dir).status.read_text())["state"]
     except (OSError, ValueError, KeyError): return None
 
 # %% ../nbs/09_runs.ipynb #2b9dbd53
@@ -182,14 +182,17 @@ def _git_commit():
         return None
 
 # %% ../nbs/09_runs.ipynb #7a91c572
+def _installed_version() -> str | None:
+    "This package's installed version (read from its metadata: the package itself sits on a higher floor)."
+    try: return metadata.version("simsiam_collapse")
+    except metadata.PackageNotFoundError: return None
+
 def environment(device="cpu", world_size=1, precision=None) -> dict:
     "Versions (and the source commit), machine, device and precision, recorded next to every output."
     import torchvision
-
-    import simsiam_collapse
     device = torch.device(device)
     return dict(
-        simsiam_collapse=simsiam_collapse.__version__,
+        simsiam_collapse=_installed_version(),
         commit=_git_commit(),
         python=platform.python_version(),
         torch=torch.__version__,
@@ -232,4 +235,4 @@ def tensorboard_writer(run_dir):
     except ImportError as e:
         raise ImportError(f"TensorBoard logging needs the tensorboard package ({e}): pip install tensorboard, "
                           "or install this package with its [tensorboard] extra.") from None
-    return SummaryWriter(str(Path(run_dir)/"tensorboard"))
+    return SummaryWriter(str(RunFolder(run_dir).tensorboard))

@@ -17,30 +17,19 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from .basics import default_device, save_array, save_atomically, write_json
 from .augment import TwoViewAugment
 from .collapse import collapse_measures, std_of_l2_normalized
 from .config import resolve_precision, TrainConfig
 from .datasets import load_dataset
-from .evaluate import KNN_TEMPERATURE, default_device, extract_features, knn_accuracy, knn_k
+from .evaluate import KNN_TEMPERATURE, extract_features, knn_accuracy, knn_k
 from .methods import build_method, momentum_schedule
 from .models import build_backbone
 from .optim import LARS, learning_rate
 from .orderings import Ordering
 from simsiam_collapse.runs import (
-    append_metrics,
-    checkpoint_path,
-    directory_lock,
-    environment,
-    last_checkpoint,
-    load_latest_checkpoint,
-    prune_checkpoints,
-    publish,
-    read_metrics,
-    run_status,
-    save_atomically,
-    TrainingDiverged,
-    write_json,
-    write_metrics,
+    append_metrics, checkpoint_path, directory_lock, environment, last_checkpoint, load_latest_checkpoint,
+    prune_checkpoints, read_metrics, run_status, RunFolder, TrainingDiverged, write_metrics,
 )
 
 # %% auto #0
@@ -199,13 +188,13 @@ def channels_last_is_safe(model, device) -> bool:
 def _already_finished(run_dir, cfg, resume) -> bool:
     """Whether `run_dir` holds this run finished (resume is then a no-op); raises when it holds another run, or this one
     without `resume`."""
-    if not (run_dir/"config.json").exists(): return False
+    if not RunFolder(run_dir).is_run(): return False
     done = run_status(run_dir) == "done"
     if not resume and (done or last_checkpoint(run_dir) > 0):
         raise FileExistsError(
             f"{run_dir} already holds a run: pass resume=True (--resume) to continue it, or choose another directory."
         )
-    saved = TrainConfig.load(run_dir/"config.json")
+    saved = TrainConfig.load(RunFolder(run_dir).config)
     if saved.key() != cfg.key():
         diff = {
             k: (v, getattr(cfg, k)) for k, v in saved.resolved().to_dict().items() if getattr(cfg.resolved(), k) != v
@@ -218,7 +207,7 @@ def _already_finished(run_dir, cfg, resume) -> bool:
 def _init_from_single_pass(run_dir, cfg):
     "Start a hybrid run from the single-pass run `cfg.init_from` after `cfg.switch_epoch` epochs."
     src = Path(cfg.init_from)
-    other = TrainConfig.load(src/"config.json")
+    other = TrainConfig.load(RunFolder(src).config)
     expected = dataclasses.replace(cfg, ordering="single_pass", switch_epoch=None, init_from=None)
     if other.key() != expected.key():
         raise ValueError(
@@ -239,12 +228,13 @@ def _init_from_single_pass(run_dir, cfg):
 # %% ../nbs/10_train.ipynb #4ad2b3c5
 def _write_run_files(run_dir, cfg, data, ctx):
     "config.json, environment.json, data.json and permutation.npy; a hybrid's start from its single-pass twin."
-    (run_dir/"checkpoints").mkdir(parents=True, exist_ok=True)
-    write_json(run_dir/"config.json", cfg.to_dict())
-    write_json(run_dir/"environment.json", environment(ctx.device, ctx.world, ctx.precision))
-    write_json(run_dir/"data.json", dict(train=data.train.describe(), test=data.test.describe(),
-                                          probe=dict(train=len(data.probe[0]), test=len(data.probe[1]))))
-    publish(run_dir/"permutation.npy", lambda f: np.save(f, data.order.permutation()))
+    folder = RunFolder(run_dir)
+    folder.checkpoints.mkdir(parents=True, exist_ok=True)
+    write_json(folder.config, cfg.to_dict())
+    write_json(folder.environment, environment(ctx.device, ctx.world, ctx.precision))
+    write_json(folder.data, dict(train=data.train.describe(), test=data.test.describe(),
+                                 probe=dict(train=len(data.probe[0]), test=len(data.probe[1]))))
+    save_array(folder.permutation, data.order.permutation())
     if cfg.init_from and last_checkpoint(run_dir) < cfg.switch_epoch: _init_from_single_pass(run_dir, cfg)
 
 # %% ../nbs/10_train.ipynb #f3db6832
@@ -281,7 +271,7 @@ def _restore(run_dir, t: Training) -> tuple[int, list]:
         )
     if ctx.main:
         write_metrics(run_dir, history)  # the checkpoint's log: heals a lost, half-written or repeated line
-        write_json(run_dir/"status.json", dict(state="running", epochs_done=start, epochs=cfg.epochs))
+        write_json(RunFolder(run_dir).status, dict(state="running", epochs_done=start, epochs=cfg.epochs))
     return start, history
 
 # %% ../nbs/10_train.ipynb #cda6ddd0
@@ -378,7 +368,7 @@ def _end_epoch(run_dir, t: Training, row, history, writer=None):
         writer.flush()
     prune_checkpoints(run_dir, cfg.checkpoint_every)
     write_json(
-        run_dir / "status.json",
+        RunFolder(run_dir).status,
         dict(state="done" if epoch == cfg.epochs else "running", epochs_done=epoch, epochs=cfg.epochs),
     )
 

@@ -3,15 +3,10 @@ import numpy as np
 import pytest
 import torch
 
+from simsiam_collapse.claims import fit_accuracy_predictor
 from simsiam_collapse.collapse import SpectrumAccumulator, singular_values
 from simsiam_collapse.datasets import load_dataset
-from simsiam_collapse.evaluate import (
-    extract_features,
-    fit_accuracy_predictor,
-    knn_accuracy,
-    knn_predict,
-    linear_probe_on_features,
-)
+from simsiam_collapse.evaluate import extract_features, knn_accuracy, knn_predict, linear_probe_on_features
 from simsiam_collapse.models import build_backbone
 
 

@@ -2,6 +2,7 @@
 bottom with their options named, and library notebooks in small cells."""
 import ast
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -45,3 +46,48 @@ def test_the_command_line_and_the_report_do_not_load_the_training_stack():
             "print(sorted(m for m in sys.modules if m in ('simsiam_collapse.train', 'simsiam_collapse.runner')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+def test_only_the_run_folder_names_the_files_of_a_run():
+    """Every file of a run, and the store's folder, is named in runs.py alone: other modules reach them through
+    `RunFolder` and `run_store`, so a renamed file is one edit."""
+    from simsiam_collapse.runs import ENVIRONMENT, STORE, RunFolder
+    folder = RunFolder("run")
+    names = {getattr(folder, k).name for k, v in vars(RunFolder).items() if isinstance(v, property)} | {ENVIRONMENT}
+    assert {"config.json", "eval.json", "metrics.jsonl", "status.json", "checkpoints"} <= names
+    quoted = {f'"{n}"' for n in names | {STORE}} | {f'"{n}/' for n in names} | {f'/{n}"' for n in names}
+    found = {f"{p.name}:{i}: {line.strip()}" for p in MODULES if p.name != "runs.py"
+             for i, line in enumerate(p.read_text().splitlines(), 1) if any(q in line for q in quoted)}
+    assert not found, f"run-file names outside runs.py (use RunFolder / run_store): {sorted(found)}"
+
+
+def _floors() -> dict[str, int]:
+    "Each exported module's floor: the number of the library notebook it is exported from."
+    floors = {}
+    for nb in sorted((ROOT/"nbs").glob("[0-9][0-9]_*.ipynb")):
+        for cell in json.loads(nb.read_text())["cells"]:
+            if (m := re.match(r"#\| default_exp (\w+)", "".join(cell["source"]))): floors[m.group(1)] = int(nb.name[:2])
+    package = re.findall(r"^from \.(\w+) import", (ROOT/"simsiam_collapse"/"__init__.py").read_text(), flags=re.M)
+    floors["simsiam_collapse"] = max(floors[m] for m in package)  # importing the package imports these
+    return floors
+
+
+def _imported(code: str) -> set[str]:
+    "The package's modules that `code` imports (the package itself counts as the modules its __init__ imports)."
+    named = re.findall(r"(?:from|import) (?:simsiam_collapse)?\.(\w+)", code)
+    whole = re.findall(r"^\s*(?:import simsiam_collapse\s*$|from simsiam_collapse import)", code, flags=re.M)
+    return set(named) | ({"simsiam_collapse"} if whole else set())
+
+
+def test_every_import_runs_down_the_floors_and_the_notebooks_read_in_build_order():
+    """A module imports only modules of lower-numbered notebooks, and a notebook (its checks included) only modules of
+    notebooks numbered no later than itself: a reader meets each concept before it is used, and the package has no
+    import from a lower floor up to a higher one."""
+    floors = _floors()
+    up = [f"{p.stem} ({floors[p.stem]}) imports {m} ({floors[m]})" for p in MODULES if p.stem in floors
+          for m in _imported(p.read_text()) if m in floors and floors[m] >= floors[p.stem] and m != p.stem]
+    later = [f"{nb.name} imports {m} ({floors[m]})" for nb in sorted((ROOT/"nbs").glob("[0-9][0-9]_*.ipynb"))
+             for cell in json.loads(nb.read_text())["cells"] if cell["cell_type"] == "code"
+             for m in _imported("".join(cell["source"])) if m in floors and floors[m] > int(nb.name[:2])]
+    assert not up, f"imports from a lower floor up: {sorted(set(up))}"
+    assert not later, f"notebooks importing a later notebook's module: {sorted(set(later))}"

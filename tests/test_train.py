@@ -531,7 +531,7 @@ def test_a_full_disk_is_said_as_such_whatever_the_writer_raises(tmp_path, monkey
     import errno
     import shutil
 
-    from simsiam_collapse.runs import save_atomically
+    from simsiam_collapse.basics import save_atomically
     def fails(*a, **kw): raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 217600")
     monkeypatch.setattr(torch, "save", fails)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 ** 9, 10 ** 9, 0))
