@@ -48,8 +48,8 @@ def test_make_docs_writes_nothing_into_the_checkout(tmp_path):
     before = {p: p.stat().st_mtime_ns for p in checkout.rglob("*")}
     pages = build_site(tmp_path/"site", checkout)
     assert {p: p.stat().st_mtime_ns for p in checkout.rglob("*")} == before  # nbdev wrote nbs/nbdev.yml and _proc/
-    assert tmp_path/"site"/"nbs"/"05_collapse.html" in pages and broken_links(tmp_path/"site") == []
-    page = (tmp_path/"site"/"nbs"/"05_collapse.html").read_text()
+    assert tmp_path/"site"/"nbs"/"06_collapse.html" in pages and broken_links(tmp_path/"site") == []
+    page = (tmp_path/"site"/"nbs"/"06_collapse.html").read_text()
     assert "show_doc" not in page  # the processor ran
     assert "5: 0.748, 10: 0.8449" in page  # the notebooks were executed: an example's output (official AUCs) shows
 
@@ -65,7 +65,7 @@ def test_formulas_render_offline_from_the_sites_own_mathjax(site):
     "Notebook pages loaded MathJax from a CDN: offline, and on many clusters, formulas stayed raw LaTeX."
     site, _ = site
     pytest.importorskip("jupyter_server_mathjax", reason="the dev requirement that ships MathJax")
-    page = (site/"nbs"/"05_collapse.html").read_text()
+    page = (site/"nbs"/"06_collapse.html").read_text()
     scripts = [s for s in re.findall(r'<script[^>]*src="([^"]*)"', page) if "MathJax" in s]
     assert scripts and all(not s.startswith(("http:", "https:", "//")) for s in scripts), scripts
     assert (site/"nbs"/scripts[0].split("?")[0]).resolve().is_file()
@@ -78,7 +78,7 @@ def test_every_page_searches_the_whole_site(site):
     text = (site/"search.js").read_text()
     index = json.loads(text[text.index("["):text.rindex("]") + 1])
     assert {p["url"] for p in index} >= pages - {"search.js"} and len(index) > 25
-    collapse = next(p for p in index if p["url"] == "nbs/05_collapse.html")
+    collapse = next(p for p in index if p["url"] == "nbs/06_collapse.html")
     assert "spectrumaccumulator" in collapse["text"] and "window.search_index" not in collapse["text"]
-    page = (site/"nbs"/"05_collapse.html").read_text()
+    page = (site/"nbs"/"06_collapse.html").read_text()
     assert 'id="site-search"' in page and 'src="../search.js"' in page

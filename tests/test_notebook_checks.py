@@ -31,6 +31,6 @@ def test_a_notebook_without_export_is_named():
 
 def test_a_notebook_judges_only_its_own_modules_mutants(monkeypatch):
     monkeypatch.setenv("MUTANT_UNDER_TEST", "simsiam_collapse.collapse.x_rankme__mutmut_3")
-    assert judges_current_mutant("05_collapse.ipynb") and not judges_current_mutant("13_train.ipynb")
+    assert judges_current_mutant("06_collapse.ipynb") and not judges_current_mutant("14_train.ipynb")
     monkeypatch.setenv("MUTANT_UNDER_TEST", "stats")
-    assert judges_current_mutant("13_train.ipynb")
+    assert judges_current_mutant("14_train.ipynb")

@@ -1,4 +1,4 @@
-"Orderings: the exact semantics of the paper's data orderings (10_orderings.ipynb states them)."
+"Orderings: the exact semantics of the paper's data orderings (11_orderings.ipynb states them)."
 import numpy as np
 import pytest
 

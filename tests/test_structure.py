@@ -91,3 +91,20 @@ def test_every_import_runs_down_the_floors_and_the_notebooks_read_in_build_order
              for m in _imported("".join(cell["source"])) if m in floors and floors[m] > int(nb.name[:2])]
     assert not up, f"imports from a lower floor up: {sorted(set(up))}"
     assert not later, f"notebooks importing a later notebook's module: {sorted(set(later))}"
+
+
+def test_each_number_of_the_paper_is_typed_once_in_the_package():
+    """The paper's accuracies, parameter counts and published AUCs are typed in paper.py alone, once each: Table 2's
+    multiple pass, E1's and E9's numbers are read from Table 1 and Table 2, never typed again."""
+    from simsiam_collapse import paper
+    numbers = {v for r in paper.TABLE1 for v in (r["paper_params_m"], r["paper_accuracy"])}
+    numbers |= {mean for row in paper.PAPER_TABLE2.values() for mean, _ in row.values()}
+    numbers |= set(paper.OFFICIAL_AUC.values()) | set(paper.OFFICIAL_AUC_SQUARED.values())
+    typed = {}
+    for p in MODULES:
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Constant) and type(node.value) is float and node.value in numbers:
+                typed.setdefault(node.value, []).append(p.name)
+    assert len(numbers) > 30 and set(typed) == numbers, sorted(numbers - set(typed))
+    twice = {n: where for n, where in typed.items() if where != ["paper.py"]}
+    assert not twice, f"the paper's numbers typed outside paper.py, or twice: {twice}"
