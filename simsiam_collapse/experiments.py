@@ -20,6 +20,7 @@ from .claims import Check, check_to_dict, verdict
 from .paper import CLAIMS
 from .config import canonical, TrainConfig
 from .datasets import DataNotFoundError, load_dataset
+from .measures import MEASURES, VIEW_MEASURES
 from .runs import environment, run_store
 from .scales import SCALES, SMOKE_NOTE
 from .runner import run_all, RunStore, train_and_evaluate
@@ -30,9 +31,10 @@ __all__ = ['COLUMNS', 'PARAMETER_LIMITS', 'ORDERING_COLORS', 'column_header', 't
 
 # %% ../nbs/21_experiments.ipynb #f8546a05
 COLUMNS = {  # key: (header, format; "%" writes a fraction as a percentage, None writes the value as it is)
+    **{name: (m.header, m.format) for name, m in {**MEASURES, **VIEW_MEASURES}.items()},  # the label-free measures
+    "collapse": (MEASURES["normalized_auc"].header, MEASURES["normalized_auc"].format),  # as the rules name it
     "accuracy": ("linear-probe accuracy (%)", ".1f"), "best_accuracy": ("best probe accuracy (%)", ".1f"),
-    "knn": ("kNN top-1 (%)", ".1f"), "auc": ("AUC", ".3f"), "collapse": ("normalised AUC", ".3f"),
-    "rankme": ("RankMe", ".1f"), "loss": ("final loss", ".3f"), "fraction": ("share of the data", "%"),
+    "knn": ("kNN top-1 (%)", ".1f"), "loss": ("final loss", ".3f"), "fraction": ("share of the data", "%"),
     "switch_point": ("switch point (share of training)", "%"), "feature_dim": ("representation dimension", None),
     "width_mult": ("width", None), "params_m": ("parameters (M)", ".2f"),
     "paper_repr_dim": ("paper: representation dimension", None), "paper_params_m": ("paper: parameters (M)", ".1f"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -18,8 +19,9 @@ from simsiam_collapse.collapse import (
 )
 
 # %% auto #0
-__all__ = ['ALPHA_REQ_MIN_RESOLVED', 'MEASURES', 'covariance_eigenvalues', 'effective_rank', 'nesum', 'UndefinedMeasure',
-           'UndefinedMeasureWarning', 'alpha_req', 'lidar_matrix', 'lidar', 'Spectra', 'label_free_measures']
+__all__ = ['ALPHA_REQ_MIN_RESOLVED', 'MEASURES', 'VIEW_MEASURES', 'covariance_eigenvalues', 'effective_rank', 'nesum',
+           'UndefinedMeasure', 'UndefinedMeasureWarning', 'alpha_req', 'lidar_matrix', 'lidar', 'Spectra', 'Measure',
+           'label_free_measures']
 
 # %% ../nbs/07_measures.ipynb #077913e6
 def covariance_eigenvalues(features) -> torch.Tensor:
@@ -119,28 +121,40 @@ class Spectra(NamedTuple):
         s = singular_values(x)
         return cls(x, s, singular_values(x, center=False), s ** 2 / (len(x) - 1))
 
-# name -> function of the `Spectra`: one entry per measure (its docs and limit: the function's)
-MEASURES: dict[str, Callable[[Spectra], float]] = dict(
-    auc=lambda sp: collapse_auc(sp.centred),
-    normalized_auc=lambda sp: normalized_auc(collapse_auc(sp.centred), len(sp.centred)),
-    rankme=lambda sp: rankme(sp.raw),
-    effective_rank=lambda sp: effective_rank(sp.centred),
-    nesum=lambda sp: nesum(sp.eigenvalues),
-    alpha_req=lambda sp: alpha_req(sp.eigenvalues),
-    std_l2=lambda sp: std_of_l2_normalized(sp.features),
+@dataclass(frozen=True)
+class Measure:
+    "One label-free measure: its value, how a table heads and writes it, and which way means more collapse."
+    value: Callable  # of the `Spectra` (of the views, for `VIEW_MEASURES`)
+    header: str
+    format: str  # a format spec, e.g. ".3f"
+    collapsed: str  # "higher" or "lower": the direction of more collapse
+
+# name -> Measure, one entry per measure (its docs and limits: the function's); `label_free_measures`, the tables of
+# the experiments, the monitor's line and E10 read it
+MEASURES: dict[str, Measure] = dict(
+    auc=Measure(lambda sp: collapse_auc(sp.centred), "AUC", ".3f", "higher"),
+    normalized_auc=Measure(lambda sp: normalized_auc(collapse_auc(sp.centred), len(sp.centred)), "normalised AUC",
+                           ".3f", "higher"),
+    rankme=Measure(lambda sp: rankme(sp.raw), "RankMe", ".1f", "lower"),
+    effective_rank=Measure(lambda sp: effective_rank(sp.centred), "effective rank", ".1f", "lower"),
+    nesum=Measure(lambda sp: nesum(sp.eigenvalues), "NESum", ".1f", "lower"),
+    alpha_req=Measure(lambda sp: alpha_req(sp.eigenvalues), "alpha-ReQ", ".2f", "higher"),
+    std_l2=Measure(lambda sp: std_of_l2_normalized(sp.features), "std of normalised features", ".3f", "lower"),
 )
+# the measures that read K augmented views of each image (N x K x d) rather than one set of features
+VIEW_MEASURES: dict[str, Measure] = dict(lidar=Measure(lidar, "LiDAR", ".1f", "lower"))
 
 # %% ../nbs/07_measures.ipynb #fdf9eab6
 def label_free_measures(features, views=None) -> dict:
-    """Every measure of `MEASURES` on N x d `features`, and `feature_dim`; LiDAR too given `views` (N' x K x d). A
-    measure without a value on these features (`UndefinedMeasure`) is NaN, with an `UndefinedMeasureWarning` giving
-    the reason; the others are kept."""
+    """Every measure of `MEASURES` on N x d `features`, and `feature_dim`; `VIEW_MEASURES` too given `views`
+    (N' x K x d). A measure without a value on these features (`UndefinedMeasure`) is NaN, with an
+    `UndefinedMeasureWarning` giving the reason; the others are kept."""
     sp = Spectra.of(features)
     out, undefined = {}, []
     for name, measure in MEASURES.items():
-        try: out[name] = measure(sp)
+        try: out[name] = measure.value(sp)
         except UndefinedMeasure as e: out[name], undefined = math.nan, undefined + [f"{name}: {e}"]
     out["feature_dim"] = len(sp.centred)
-    if views is not None: out["lidar"] = lidar(views)
+    if views is not None: out |= {name: measure.value(views) for name, measure in VIEW_MEASURES.items()}
     if undefined: warnings.warn("; ".join(undefined), UndefinedMeasureWarning, stacklevel=2)
     return out

@@ -14,6 +14,7 @@ from torch import nn
 from simsiam_collapse.collapse import (
     InputBatches, SpectrumAccumulator, collapse_measures, model_device_dtype, model_features, normalized_auc,
 )
+from .measures import MEASURES
 
 # %% auto #0
 __all__ = ['untouched', 'describe_measurement', 'print_measurement', 'CollapseMonitor', 'lightning_callback']
@@ -35,10 +36,11 @@ def untouched(model: nn.Module):
 
 # %% ../nbs/08_monitor.ipynb #30da243a
 def describe_measurement(record: dict) -> str:
-    "One measurement in one line, each measure at the decimals it is read with."
-    return (f"step {record['step']}: AUC {record['auc']:.3f} (normalised {record['normalized_auc']:.3f}; higher = more "
-            f"collapsed), RankMe {record['rankme']:.1f} of {record['feature_dim']}, std of normalised features "
-            f"{record['std_l2']:.3f}, on {record['images']} images")
+    "One measurement in one line, each measure at the decimals its `MEASURES` entry gives."
+    f = lambda name: format(record[name], MEASURES[name].format)
+    return (f"step {record['step']}: AUC {f('auc')} (normalised {f('normalized_auc')}; higher = more collapsed), "
+            f"RankMe {f('rankme')} of {record['feature_dim']}, std of normalised features {f('std_l2')}, on "
+            f"{record['images']} images")
 
 def print_measurement(record: dict): print(describe_measurement(record))
 
