@@ -104,6 +104,8 @@ def test_every_measure_has_its_limit_on_a_rank_r_representation(n, r):
     assert 1 - 1e-9 <= m["effective_rank"] <= max(centred_rank, 1) + 1e-6
     assert 1 - 1e-6 <= m["rankme"] <= max(raw_rank, 1) + 1e-3
     assert (m["nesum"] == 0) if raw_rank == 0 else (1 - 1e-9 <= m["nesum"] <= max(centred_rank, 1) + 1e-6)
+    pr = m["participation_ratio"]
+    assert (pr == 0) if raw_rank == 0 else (1 - 1e-9 <= pr <= max(centred_rank, 1) + 1e-6)
     assert m["std_l2"] >= 0
     if centred_rank < ALPHA_REQ_MIN_RESOLVED:
         assert math.isnan(m["alpha_req"])
@@ -118,7 +120,7 @@ def test_constant_and_zero_features_give_the_limits_of_total_collapse():
         with pytest.warns(UndefinedMeasureWarning, match="alpha_req: alpha-ReQ is undefined"):
             m = label_free_measures(x)
         assert (m["auc"], m["normalized_auc"], m["effective_rank"], m["std_l2"]) == (1.0, 1.0, 1.0, 0.0)
-        assert m["nesum"] == 0.0 and math.isnan(m["alpha_req"])
+        assert m["nesum"] == m["participation_ratio"] == 0.0 and math.isnan(m["alpha_req"])
         assert m["rankme"] == pytest.approx(1.0, abs=1e-3)  # 1, up to RankMe's epsilon
 
 
