@@ -61,8 +61,9 @@ class RunStore:
     def finished(self) -> list[tuple[TrainConfig, Path]]:
         "Every finished run in the store."
         out = []
-        # in the order of their status files' paths, as runs were always listed (order-sensitive tests read them)
-        for folder in sorted(map(RunFolder, self.root.glob("*")), key=lambda f: str(f.status)):
+        # in path order (part by part, as runs were always listed: the permutation tests that read them are not
+        # invariant to the order)
+        for folder in sorted(map(RunFolder, self.root.glob("*")), key=lambda f: f.path):
             if run_status(folder.path) == "done":
                 out.append((TrainConfig.load(folder.config), folder.path))
         return out
