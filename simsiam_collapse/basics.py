@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['publish', 'save_atomically', 'write_json', 'read_json', 'save_array', 'resize_center_crop',
+__all__ = ['publish', 'save_atomically', 'write_json', 'read_json', 'save_array', 'write_text', 'resize_center_crop',
            'resize_center_crop_image', 'squash', 'default_device', 'markdown_table', 'save_figure']
 
 # %% ../nbs/01_basics.ipynb #1e6ced79
@@ -62,6 +62,10 @@ def read_json(path, default=None):
 def save_array(path, array):
     "`np.save(array)` to `path`, whole or not at all."
     publish(path, lambda f: np.save(f, array))
+
+def write_text(path, text):
+    "`text` (UTF-8) at `path`, whole or not at all: a new file replaces the old, never edited in place."
+    publish(path, lambda f: f.write(text.encode("utf-8")))
 
 # %% ../nbs/01_basics.ipynb #07917cdb
 def resize_center_crop(x, size, resize=None):

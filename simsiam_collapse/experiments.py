@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .basics import default_device, markdown_table, save_figure, write_json
+from .basics import default_device, markdown_table, save_figure, write_json, write_text
 from .claims import Check, check_to_dict, verdict
 from .paper import CLAIMS
 from .config import canonical, TrainConfig
@@ -105,22 +105,10 @@ class Experiment:
         self.dataset, self.note = self._resolve_dataset(dataset or self.scale.dataset)
         self.claims, self.rows = [], {}
         if scale == "smoke": _show(f"> {SMOKE_NOTE}")
-        (self.out / "experiment.json").write_text(
-            json.dumps(
-                dict(
-                    experiment=exp_id,
-                    scale=dataclasses.asdict(self.scale),
-                    dataset=self.dataset,
-                    data_root=data_root,
-                    device=device,
-                    seeds=list(self.seeds),
-                    note=self.note,
-                    environment=environment(default_device(device)),
-                    started=time.strftime("%Y-%m-%d %H:%M:%S"),
-                ),
-                indent=1,
-            )
-        )
+        recorded = dict(experiment=exp_id, scale=dataclasses.asdict(self.scale), dataset=self.dataset,
+                        data_root=data_root, device=device, seeds=list(self.seeds), note=self.note,
+                        environment=environment(default_device(device)), started=time.strftime("%Y-%m-%d %H:%M:%S"))
+        write_text(self.out/"experiment.json", json.dumps(recorded, indent=1))
 
     def _resolve_dataset(self, name):
         try:
@@ -180,11 +168,13 @@ class Experiment:
         """Write `rows` (dicts) as `name`.csv (the keys, full precision) and `name`.md (headers in words, `COLUMNS`'
         decimals; `floatfmt` for other columns) under the experiment's folder; return the Markdown."""
         import csv
-        with open(self.out/f"{name}.csv", "w", newline="") as f:
+        import io
+        with io.StringIO(newline="") as f:
             w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore"); w.writeheader(); w.writerows(rows)
+            write_text(self.out/f"{name}.csv", f.getvalue())
         md = markdown_table([column_header(c) for c in columns],
                             [[table_cell(c, r.get(c), floatfmt) for c in columns] for r in rows])
-        (self.out/f"{name}.md").write_text(md + "\n")
+        write_text(self.out/f"{name}.md", md + "\n")
         return md
 
     def figure(self, fig, name) -> None:
@@ -250,7 +240,7 @@ class Experiment:
     def summary(self, markdown):
         """The notebook's closing section (ours beside the paper's, with the checks), kept for REPORT.md and shown
         with the verdict of each claim recorded."""
-        (self.out/"summary.md").write_text(markdown + "\n")
+        write_text(self.out/"summary.md", markdown + "\n")
         verdicts = {c["claim"]: c["verdict"] for c in self.claims}
         _show("\n\n".join([markdown, *(f"**Claim {k}: {v}.** {CLAIMS[k]}" for k, v in sorted(verdicts.items()))]))
 

@@ -10,7 +10,7 @@ import re
 import time
 from pathlib import Path
 
-from .basics import markdown_table, read_json
+from .basics import markdown_table, read_json, write_text
 from .claims import DIAGRAM, merge_claims
 from .runs import ENVIRONMENT, run_status, run_store, RunFolder
 from .scales import SMOKE_NOTE
@@ -75,10 +75,12 @@ def runs_table(runs_dir) -> list[dict]:
 def write_runs_csv(runs_dir, path) -> Path:
     "`runs_table(runs_dir)` as a CSV file at `path`; the columns are the union of every row's, in first-seen order."
     import csv
+    import io
     rows = runs_table(runs_dir)
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="") as f:
+    with io.StringIO(newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns); w.writeheader(); w.writerows(rows)
+        write_text(path, f.getvalue())
     return Path(path)
 
 # %% ../nbs/22_report.ipynb #6792ffa8
@@ -104,7 +106,7 @@ def notebook_to_html(notebook, target=None) -> Path:
     notebook = Path(notebook)
     target = Path(target or notebook.with_suffix(".html"))
     html, _ = HTMLExporter(template_name="lab").from_filename(str(notebook))
-    target.write_text(html, encoding="utf-8")
+    write_text(target, html)
     return target
 
 # %% ../nbs/22_report.ipynb #6d0c65d0
@@ -179,8 +181,8 @@ def write_report(out, results, scale) -> Path:
             if summary.exists(): lines += [summary.read_text().strip()]
             lines += ["", *(f"![{p.stem}]({exp_id}/{p.name})" for p in sorted((out/exp_id).glob("*.png")))]
     text = "\n".join(lines) + "\n"
-    (out/"REPORT.md").write_text(text)
-    (out/"index.html").write_text(markdown_to_html(text, f"simsiam_collapse: reproduction ({scale})"))
+    write_text(out/"REPORT.md", text)
+    write_text(out/"index.html", markdown_to_html(text, f"simsiam_collapse: reproduction ({scale})"))
     return out/"REPORT.md"
 
 # %% ../nbs/22_report.ipynb #da4075d2
@@ -199,7 +201,7 @@ def publish_results(out, dest) -> list[Path]:
         (dest/p.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(p, dest/p.relative_to(out))
     report = (dest/"REPORT.md").read_text()
-    (dest/"REPORT.md").write_text(re.sub(r"\b(e\d+_\w+)\.html\b", r"\1.ipynb", report))
+    write_text(dest/"REPORT.md", re.sub(r"\b(e\d+_\w+)\.html\b", r"\1.ipynb", report))
     return [dest/p.relative_to(out) for p in files]
 
 # %% ../nbs/22_report.ipynb #e5a7cce4
