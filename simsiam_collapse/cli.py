@@ -309,7 +309,7 @@ def _add_reproduce_parser(sub, fmt):
         "--scale",
         default="mini",
         choices=list(SCALES),
-        help="how large: smoke (minutes: the plumbing), mini (about an hour on two CPU cores), cpu (mini in full), "
+        help="how large: smoke (minutes: the plumbing), mini (2-3 hours on two CPU cores), cpu (mini in full), "
         "mini-mnist, gpu, paper",
     )
     ids = [p.name.split("_")[0] for p in experiment_notebooks()] or ["none found"]

@@ -57,7 +57,7 @@ class Scale:
     # experiment id -> notebook parameters that `reproduce` passes at this scale (a smaller plan for a time budget)
     plan: dict = field(default_factory=dict)
 
-# %% ../nbs/18_scales.ipynb #e5b83091
+# %% ../nbs/18_scales.ipynb #e571ed5e
 # The CPU scales' per-method optimisation (the study's): BYOL with SGD; SimSiam at 20x the paper's weight decay, where
 # the study's phase G found verdicts that agree between two halves of six seeds (at 3e-3 seeds fell into near-total
 # collapse by chance; at 1e-3 the networks barely collapsed)
@@ -66,117 +66,125 @@ CPU_METHOD_TRAIN = {
     "byol": dict(optimizer="sgd", base_lr=0.5, weight_decay=5e-4, warmup_epochs=0),
 }
 
-SCALES = {
-    "smoke": Scale(
-        "smoke",
-        "digits",
-        dict(
-            width=4,
-            epochs=2,
-            chunks=2,
-            batch_size=128,
-            proj_hidden_dim=32,
-            proj_dim=32,
-            pred_hidden_dim=16,
-            probe_size=300,
-            eval_every=1,
-            checkpoint_every=1,  # single-pass runs keep the epochs their hybrids continue from
-        ),
-        probe_epochs=5,
-        seeds=(0, 1),
-        threads=1,
-        fractions=(0.1, 0.2, 0.5, 1.0),
-        switch_points=(0.0, 0.5, 1.0),
-        doses=(1e-2, 1e-1, 1.0),  # 40 steps: single pass collapses within, multiple pass not
-        plan={"e11": dict(conditions=["ResNet-18", "ResNet-18 single pass", "BYOL ResNet-18"])},
+# %% ../nbs/18_scales.ipynb #77f230c4
+SCALES = {}
+SCALES["smoke"] = Scale(
+    "smoke",
+    "digits",
+    dict(
+        width=4,
+        epochs=2,
+        chunks=2,
+        batch_size=128,
+        proj_hidden_dim=32,
+        proj_dim=32,
+        pred_hidden_dim=16,
+        probe_size=300,
+        eval_every=1,
+        checkpoint_every=1,  # single-pass runs keep the epochs their hybrids continue from
     ),
-    # cpu: chosen by nbs/paper/mini_scale_study.ipynb. 8,192 CIFAR-10 images (16 px crops, width-8 ResNets), 16 epochs
-    # of 64 steps of 128 pairs: 16 chunks of 512 images (4 batches) keep the paper's one chunk per epoch without a chunk
-    # smaller than a few batches; weight decay 2e-3 at base lr 0.5 stands in for the paper's 500 times more steps
-    # (accumulated decay lr x wd x steps). Every notebook in full, 3 seeds: 73 runs (3 h 20 min on 2 cores at 1e-3).
-    "cpu": Scale(
-        "cpu",
-        "cifar10",
-        dict(
-            train_images=8192,
-            width=8,
-            image_size=16,
-            epochs=16,
-            batch_size=128,
-            proj_hidden_dim=256,
-            proj_dim=256,
-            pred_hidden_dim=64,
-            probe_size=2000,
-            eval_every=4,
-            checkpoint_every=2,
-        ),
-        probe_epochs=30,
-        seeds=(0, 1, 2),
-        eval_train_size=10000,
-        threads=1,
-        fractions=(0.0625, 0.125, 0.25, 0.5, 1.0),
-        switch_points=(0.0, 0.25, 0.4, 0.5, 0.75, 1.0),
-        # the study's phases H and J: every seed healthy at 1.5e-3 (36-39 %), the SimSiam transitions between 2.1e-3
-        # and 2.7e-3, near-total collapse by 3.5e-3
-        doses=(1.5e-3, 1.8e-3, 2.1e-3, 2.5e-3, 3e-3, 3.5e-3),
-        method_train=CPU_METHOD_TRAIN,
+    probe_epochs=5,
+    seeds=(0, 1),
+    threads=1,
+    fractions=(0.1, 0.2, 0.5, 1.0),
+    switch_points=(0.0, 0.5, 1.0),
+    doses=(1e-2, 1e-1, 1.0),  # 40 steps: single pass collapses within, multiple pass not
+    plan={"e11": dict(conditions=["ResNet-18", "ResNet-18 single pass", "BYOL ResNet-18"])},
+)
+
+# %% ../nbs/18_scales.ipynb #dad76598
+# cpu: chosen by nbs/paper/mini_scale_study.ipynb. 8,192 CIFAR-10 images (16 px crops, width-8 ResNets), 16 epochs
+# of 64 steps of 128 pairs: 16 chunks of 512 images (4 batches) keep the paper's one chunk per epoch without a chunk
+# smaller than a few batches; weight decay 2e-3 at base lr 0.5 stands in for the paper's 500 times more steps
+# (accumulated decay lr x wd x steps). Every notebook in full, 3 seeds: 73 runs (3 h 20 min on 2 cores at 1e-3).
+SCALES["cpu"] = Scale(
+    "cpu",
+    "cifar10",
+    dict(
+        train_images=8192,
+        width=8,
+        image_size=16,
+        epochs=16,
+        batch_size=128,
+        proj_hidden_dim=256,
+        proj_dim=256,
+        pred_hidden_dim=64,
+        probe_size=2000,
+        eval_every=4,
+        checkpoint_every=2,
     ),
-    # mini-mnist: the embedded digits, for a machine without CIFAR-10 and without a network; the first mini, with its
-    # weight decay (1e-3: the digits collapse at less, phase A). The digits are too easy for the data-size and ordering
-    # effects (the study): a check of the pipeline on real images.
-    "mini-mnist": Scale(
-        "mini-mnist",
-        "mnist5k",
-        dict(
-            width=8,
-            image_size=16,
-            epochs=40,
-            chunks=3,
-            batch_size=256,
-            proj_hidden_dim=256,
-            proj_dim=256,
-            pred_hidden_dim=64,
-            probe_size=2000,
-            eval_every=5,
-            checkpoint_every=8,
-        ),
-        probe_epochs=30,
-        seeds=(0, 1, 2),
-        threads=1,
-        fractions=(0.3, 0.5, 1.0),
-        method_train={**CPU_METHOD_TRAIN, "simsiam": dict(CPU_METHOD_TRAIN["simsiam"], weight_decay=1e-3)},
+    probe_epochs=30,
+    seeds=(0, 1, 2),
+    eval_train_size=10000,
+    threads=1,
+    fractions=(0.0625, 0.125, 0.25, 0.5, 1.0),
+    switch_points=(0.0, 0.25, 0.4, 0.5, 0.75, 1.0),
+    # the study's phases H and J: every seed healthy at 1.5e-3 (36-39 %), the SimSiam transitions between 2.1e-3
+    # and 2.7e-3, near-total collapse by 3.5e-3
+    doses=(1.5e-3, 1.8e-3, 2.1e-3, 2.5e-3, 3e-3, 3.5e-3),
+    method_train=CPU_METHOD_TRAIN,
+)
+
+# %% ../nbs/18_scales.ipynb #61a87d3e
+# mini-mnist: the embedded digits, for a machine without CIFAR-10 and without a network; the first mini, with its
+# weight decay (1e-3: the digits collapse at less, phase A). The digits are too easy for the data-size and ordering
+# effects (the study): a check of the pipeline on real images.
+SCALES["mini-mnist"] = Scale(
+    "mini-mnist",
+    "mnist5k",
+    dict(
+        width=8,
+        image_size=16,
+        epochs=40,
+        chunks=3,
+        batch_size=256,
+        proj_hidden_dim=256,
+        proj_dim=256,
+        pred_hidden_dim=64,
+        probe_size=2000,
+        eval_every=5,
+        checkpoint_every=8,
     ),
-    "gpu": Scale(
-        "gpu",
-        "cifar10",
-        dict(width=64, epochs=100, chunks=25, batch_size=256, probe_size=5000, eval_every=10, checkpoint_every=20),
-        probe="paper",
-        probe_epochs=90,
-        probe_batch_size=1024,
-        seeds=(0, 1, 2),
-        fractions=(0.05, 0.1, 0.2, 0.5, 1.0),
+    probe_epochs=30,
+    seeds=(0, 1, 2),
+    threads=1,
+    fractions=(0.3, 0.5, 1.0),
+    method_train={**CPU_METHOD_TRAIN, "simsiam": dict(CPU_METHOD_TRAIN["simsiam"], weight_decay=1e-3)},
+)
+
+# %% ../nbs/18_scales.ipynb #7e5007e3
+SCALES["gpu"] = Scale(
+    "gpu",
+    "cifar10",
+    dict(width=64, epochs=100, chunks=25, batch_size=256, probe_size=5000, eval_every=10, checkpoint_every=20),
+    probe="paper",
+    probe_epochs=90,
+    probe_batch_size=1024,
+    seeds=(0, 1, 2),
+    fractions=(0.05, 0.1, 0.2, 0.5, 1.0),
+)
+SCALES["paper"] = Scale(
+    "paper",
+    "imagefolder:/data/imagenet",
+    dict(
+        width=64,
+        stem="imagenet",
+        epochs=100,
+        batch_size=256,
+        image_size=224,
+        probe_size=10000,
+        eval_every=10,
+        checkpoint_every=20,
+        precision="fp32",  # the authors' SimSiam script trains in fp32
+        sync_bn=True,  # the authors' scripts synchronise batch norm whenever they run distributed
     ),
-    "paper": Scale(
-        "paper",
-        "imagefolder:/data/imagenet",
-        dict(
-            width=64,
-            stem="imagenet",
-            epochs=100,
-            batch_size=256,
-            image_size=224,
-            probe_size=10000,
-            eval_every=10,
-            checkpoint_every=20,
-            precision="fp32",  # the authors' SimSiam script trains in fp32
-            sync_bn=True,  # the authors' scripts synchronise batch norm whenever they run distributed
-        ),
-        probe="paper",
-        probe_epochs=90,
-        probe_batch_size=1024,
-        seeds=(0, 1, 2),
-    ),
-}
+    probe="paper",
+    probe_epochs=90,
+    probe_batch_size=1024,
+    seeds=(0, 1, 2),
+)
+
+# %% ../nbs/18_scales.ipynb #8ab7095c
 # mini: cpu's runs, fewer of them, to fit two hours on 2 cores. Each of its runs is the cpu run of the same name, so a
 # mini reproduction's runs are reused by a cpu one. Kept: three seeds (at 2e-3 the verdicts of three seeds agreed with
 # those of three others for every claim, the study's phase G). Cut: E2's middle fractions (three remain, 16x apart
@@ -196,7 +204,7 @@ SCALES["mini"] = dataclasses.replace(
 )
 SCALES = {k: SCALES[k] for k in ("smoke", "mini", "cpu", "mini-mnist", "gpu", "paper")}
 
-
+# %% ../nbs/18_scales.ipynb #c84abd90
 def settings_table(names=("mini", "cpu", "gpu", "paper")) -> str:
     "The paper's SimSiam settings beside each scale's, line by line (Markdown)."
     def of(scale, key):
