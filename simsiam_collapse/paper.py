@@ -8,7 +8,7 @@ from __future__ import annotations
 # %% auto #0
 __all__ = ['ARXIV', 'CITATION', 'CLAIMS', 'QUOTES', 'TABLE1_FIELDS', 'TABLE1', 'PAPER_SEEDS', 'PAPER_SWITCH', 'PAPER_TABLE2',
            'PAPER_E1', 'PAPER_E9', 'OFFICIAL_AUC', 'OFFICIAL_AUC_SQUARED', 'SIMSIAM_RECIPE', 'BYOL_MOCO_RECIPE',
-           'PAPER_SETTINGS', 'paper_accuracy']
+           'PROBE_RECIPE', 'PAPER_SETTINGS', 'paper_accuracy']
 
 # %% ../nbs/00_paper.ipynb #b578830c
 ARXIV = "2209.15007"
@@ -76,6 +76,7 @@ OFFICIAL_AUC_SQUARED = {1: 0.7382, 5: 0.8816, 10: 0.9704, 20: 0.9833, 50: 0.9719
 # %% ../nbs/00_paper.ipynb #2b6f2d1d
 SIMSIAM_RECIPE = dict(batch_size=256, base_lr=0.05, weight_decay=1e-4, epochs=100, chunks=100)
 BYOL_MOCO_RECIPE = dict(base_lr=0.6, weight_decay=1e-6)  # LARS, cosine per step (official code)
+PROBE_RECIPE = dict(epochs=90, batch_size=1024)  # the linear probe: LARC, augmented, on all of ImageNet
 PAPER_SETTINGS = dict(
     data="ImageNet, 1.28M images, 224 px crops",
     backbone="torchvision ResNet-18/34/50, ImageNet stem, full width (64)",
@@ -86,5 +87,6 @@ PAPER_SETTINGS = dict(
     epochs=SIMSIAM_RECIPE["epochs"],
     chunks=f"{SIMSIAM_RECIPE['chunks']} chunks of {100 // SIMSIAM_RECIPE['chunks']} %",
     seeds=PAPER_SEEDS,
-    probe="LARC linear probe, 90 epochs, batch 1024, augmented, on all of ImageNet",
+    probe=f"LARC linear probe, {PROBE_RECIPE['epochs']} epochs, batch {PROBE_RECIPE['batch_size']}, augmented, "
+    "on all of ImageNet",
 )

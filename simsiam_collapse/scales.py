@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .basics import markdown_table
 from .config import TrainConfig
-from .paper import OFFICIAL_AUC, PAPER_SETTINGS
+from .paper import OFFICIAL_AUC, PAPER_SETTINGS, PROBE_RECIPE, SIMSIAM_RECIPE
 
 # %% auto #0
 __all__ = ['ORDERINGS_LEFT_OUT', 'PAPER_AUC_BY_FRACTION', 'CPU_METHOD_TRAIN', 'SCALES', 'SMOKE_NOTE', 'paper_auc_cell', 'Scale',
@@ -158,8 +158,8 @@ SCALES["gpu"] = Scale(
     "cifar10",
     dict(width=64, epochs=100, chunks=25, batch_size=256, probe_size=5000, eval_every=10, checkpoint_every=20),
     probe="paper",
-    probe_epochs=90,
-    probe_batch_size=1024,
+    probe_epochs=PROBE_RECIPE["epochs"],
+    probe_batch_size=PROBE_RECIPE["batch_size"],
     seeds=(0, 1, 2),
     fractions=(0.05, 0.1, 0.2, 0.5, 1.0),
 )
@@ -169,8 +169,8 @@ SCALES["paper"] = Scale(
     dict(
         width=64,
         stem="imagenet",
-        epochs=100,
-        batch_size=256,
+        epochs=SIMSIAM_RECIPE["epochs"],
+        batch_size=SIMSIAM_RECIPE["batch_size"],
         image_size=224,
         probe_size=10000,
         eval_every=10,
@@ -179,8 +179,8 @@ SCALES["paper"] = Scale(
         sync_bn=True,  # the authors' scripts synchronise batch norm whenever they run distributed
     ),
     probe="paper",
-    probe_epochs=90,
-    probe_batch_size=1024,
+    probe_epochs=PROBE_RECIPE["epochs"],
+    probe_batch_size=PROBE_RECIPE["batch_size"],
     seeds=(0, 1, 2),
 )
 
