@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 from .basics import resize_center_crop
 
@@ -111,7 +112,7 @@ def affine_crop(images, scale_x, scale_y, shift_x, shift_y, image_size) -> torch
     grid = F.affine_grid(theta, (len(images), images.shape[1], image_size, image_size), align_corners=False)
     return F.grid_sample(images.float().div_(255), grid, mode="bilinear", padding_mode="border", align_corners=False)
 
-# %% ../nbs/03_augment.ipynb #d9290054
+# %% ../nbs/03_augment.ipynb #51c8c7e1
 class BatchAugment:
     "One view's augmentation of a whole uint8 batch, per-image random parameters, on the batch's device."
     def __init__(self, recipe: ViewRecipe, image_size: int, mean, std):
@@ -120,66 +121,70 @@ class BatchAugment:
         self.kernel_size = blur_kernel_size(image_size)
         self.sigma_scale = image_size / 224
 
-    def sample(self, n, height, width, generator=None) -> dict:
-        """Draw every random parameter for `n` images of `height` x `width` (on the CPU, so a seed gives the same batch
-        on any device). `height` and `width` may be per-image tensors: the original sizes of streamed images, stored as
-        squares (`frame`)."""
-        r, g = self.recipe, generator
-        u = lambda *s: torch.rand(*s, generator=g, dtype=torch.float64)
-        per_image = torch.is_tensor(height) or torch.is_tensor(width)
-        H, W = (torch.as_tensor(v, dtype=torch.float64).expand(n).clone() for v in (height, width))
-        area = (H * W)[:, None] * (r.crop_scale[0] + (r.crop_scale[1] - r.crop_scale[0]) * u(n, 10))
-        log_lo, log_hi = math.log(r.crop_ratio[0]), math.log(r.crop_ratio[1])
-        aspect = torch.exp(log_lo + (log_hi - log_lo) * u(n, 10))
-        w = torch.sqrt(area * aspect).round()
-        h = torch.sqrt(area / aspect).round()
-        ok = (w > 0) & (w <= W[:, None]) & (h > 0) & (h <= H[:, None])
-        first = ok.float().argmax(1, keepdim=True)  # torchvision keeps the first of 10 tries that fits
-        w, h, any_ok = w.gather(1, first)[:, 0], h.gather(1, first)[:, 0], ok.any(1)
-        in_ratio = W / H  # fallback: the whole image, clamped to the ratio range
-        in_range, narrow = (r.crop_ratio[0] <= in_ratio) & (in_ratio <= r.crop_ratio[1]), in_ratio < r.crop_ratio[0]
-        fw = torch.where(in_range | narrow, W, torch.round(H * r.crop_ratio[1]))
-        fh = torch.where(in_range, H, torch.where(narrow, torch.round(W / r.crop_ratio[0]), H))
-        w, h = torch.where(any_ok, w, fw), torch.where(any_ok, h, fh)
-        top = torch.where(any_ok, torch.floor(u(n) * (H - h + 1)), torch.floor((H - h) / 2))
-        left = torch.where(any_ok, torch.floor(u(n) * (W - w + 1)), torch.floor((W - w) / 2))
-        b, c, s = (1 + (2 * u(n, 3) - 1) * torch.tensor([r.brightness, r.contrast, r.saturation])).unbind(1)
-        return dict(
-            box=torch.stack([top, left, h, w], 1),
-            flip=u(n) < r.flip_p,
-            jitter=u(n) < r.jitter_p,
-            jitter_order=torch.argsort(u(n, 4), 1),
-            factors=torch.stack([b, c, s, (2 * u(n) - 1) * r.hue], 1),
-            gray=u(n) < r.grayscale_p,
-            blur=u(n) < r.blur_p,
-            sigma=(r.blur_sigma[0] + (r.blur_sigma[1] - r.blur_sigma[0]) * u(n)) * self.sigma_scale,
-            solarize=u(n) < r.solarize_p,
-            **(dict(frame=torch.stack([H, W], 1)) if per_image else {}),
-        )
-
-    def apply(self, images, p):
-        "Augment uint8 `images` (N x C x H x W) with parameters `p` from `sample`; returns normalised float32."
-        n, c, height, width = images.shape
-        dev = images.device
-        top, left, h, w = p["box"].to(dev, torch.float32).unbind(1)
-        # boxes in the original image's pixels
-        if "frame" in p: height, width = p["frame"].to(dev, torch.float32).unbind(1)
-        sx = torch.where(p["flip"].to(dev), -1.0, 1.0) * w / width
-        # torchvision's resized crop inside the box; at the box's edge bilinear sampling reads the image just outside it
-        # (torchvision clamps to the box): a crop's outer ring of pixels blends in the neighbours outside the box
-        x = affine_crop(images, sx, h / height, (2 * left + w) / width - 1, (2 * top + h) / height - 1, self.image_size)
-        jitter, order, factors = p["jitter"].to(dev), p["jitter_order"].to(dev), p["factors"].to(dev, torch.float32)
-        for step in range(4):
-            for op in range(4):
-                m = jitter & (order[:, step] == op)
-                if m.any(): x[m] = _color_op(x[m], op, factors[m, op])
-        if c == 3 and (m := p["gray"].to(dev)).any(): x[m] = _gray(x[m]).expand(-1, 3, -1, -1)
-        if (m := p["blur"].to(dev)).any(): x[m] = _gaussian_blur(x[m], p["sigma"].to(dev)[m], self.kernel_size)
-        if (m := p["solarize"].to(dev)).any(): x[m] = torch.where(x[m] >= 0.5, 1 - x[m], x[m])
-        return (x - self.mean.to(dev)) / self.std.to(dev)
-
     def __call__(self, images, generator=None):
         return self.apply(images, self.sample(len(images), *images.shape[-2:], generator=generator))
+
+# %% ../nbs/03_augment.ipynb #4a26d048
+@patch
+def sample(self: BatchAugment, n, height, width, generator=None) -> dict:
+    """Draw every random parameter for `n` images of `height` x `width` (on the CPU, so a seed gives the same batch
+    on any device). `height` and `width` may be per-image tensors: the original sizes of streamed images, stored as
+    squares (`frame`)."""
+    r, g = self.recipe, generator
+    u = lambda *s: torch.rand(*s, generator=g, dtype=torch.float64)
+    per_image = torch.is_tensor(height) or torch.is_tensor(width)
+    H, W = (torch.as_tensor(v, dtype=torch.float64).expand(n).clone() for v in (height, width))
+    area = (H * W)[:, None] * (r.crop_scale[0] + (r.crop_scale[1] - r.crop_scale[0]) * u(n, 10))
+    log_lo, log_hi = math.log(r.crop_ratio[0]), math.log(r.crop_ratio[1])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * u(n, 10))
+    w = torch.sqrt(area * aspect).round()
+    h = torch.sqrt(area / aspect).round()
+    ok = (w > 0) & (w <= W[:, None]) & (h > 0) & (h <= H[:, None])
+    first = ok.float().argmax(1, keepdim=True)  # torchvision keeps the first of 10 tries that fits
+    w, h, any_ok = w.gather(1, first)[:, 0], h.gather(1, first)[:, 0], ok.any(1)
+    in_ratio = W / H  # fallback: the whole image, clamped to the ratio range
+    in_range, narrow = (r.crop_ratio[0] <= in_ratio) & (in_ratio <= r.crop_ratio[1]), in_ratio < r.crop_ratio[0]
+    fw = torch.where(in_range | narrow, W, torch.round(H * r.crop_ratio[1]))
+    fh = torch.where(in_range, H, torch.where(narrow, torch.round(W / r.crop_ratio[0]), H))
+    w, h = torch.where(any_ok, w, fw), torch.where(any_ok, h, fh)
+    top = torch.where(any_ok, torch.floor(u(n) * (H - h + 1)), torch.floor((H - h) / 2))
+    left = torch.where(any_ok, torch.floor(u(n) * (W - w + 1)), torch.floor((W - w) / 2))
+    b, c, s = (1 + (2 * u(n, 3) - 1) * torch.tensor([r.brightness, r.contrast, r.saturation])).unbind(1)
+    return dict(
+        box=torch.stack([top, left, h, w], 1),
+        flip=u(n) < r.flip_p,
+        jitter=u(n) < r.jitter_p,
+        jitter_order=torch.argsort(u(n, 4), 1),
+        factors=torch.stack([b, c, s, (2 * u(n) - 1) * r.hue], 1),
+        gray=u(n) < r.grayscale_p,
+        blur=u(n) < r.blur_p,
+        sigma=(r.blur_sigma[0] + (r.blur_sigma[1] - r.blur_sigma[0]) * u(n)) * self.sigma_scale,
+        solarize=u(n) < r.solarize_p,
+        **(dict(frame=torch.stack([H, W], 1)) if per_image else {}),
+    )
+
+# %% ../nbs/03_augment.ipynb #549affad
+@patch
+def apply(self: BatchAugment, images, p):
+    "Augment uint8 `images` (N x C x H x W) with parameters `p` from `sample`; returns normalised float32."
+    n, c, height, width = images.shape
+    dev = images.device
+    top, left, h, w = p["box"].to(dev, torch.float32).unbind(1)
+    # boxes in the original image's pixels
+    if "frame" in p: height, width = p["frame"].to(dev, torch.float32).unbind(1)
+    sx = torch.where(p["flip"].to(dev), -1.0, 1.0) * w / width
+    # torchvision's resized crop inside the box; at the box's edge bilinear sampling reads the image just outside it
+    # (torchvision clamps to the box): a crop's outer ring of pixels blends in the neighbours outside the box
+    x = affine_crop(images, sx, h / height, (2 * left + w) / width - 1, (2 * top + h) / height - 1, self.image_size)
+    jitter, order, factors = p["jitter"].to(dev), p["jitter_order"].to(dev), p["factors"].to(dev, torch.float32)
+    for step in range(4):
+        for op in range(4):
+            m = jitter & (order[:, step] == op)
+            if m.any(): x[m] = _color_op(x[m], op, factors[m, op])
+    if c == 3 and (m := p["gray"].to(dev)).any(): x[m] = _gray(x[m]).expand(-1, 3, -1, -1)
+    if (m := p["blur"].to(dev)).any(): x[m] = _gaussian_blur(x[m], p["sigma"].to(dev)[m], self.kernel_size)
+    if (m := p["solarize"].to(dev)).any(): x[m] = torch.where(x[m] >= 0.5, 1 - x[m], x[m])
+    return (x - self.mean.to(dev)) / self.std.to(dev)
 
 # %% ../nbs/03_augment.ipynb #b4ed86dd
 class TwoViewAugment:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['DOMINANT_ROWS', 'DOMINANT_SHARE', 'DOMINANT_MIN_N', 'REFERENCE_DIR', 'INPUT_KEYS', 'ACCEPTED_INPUTS', 'FLOAT32_FLOOR',
@@ -128,40 +129,13 @@ def official_spectra() -> dict[int, torch.Tensor]:
     keys = [k for k in rows[0] if k.startswith("sv_")]
     return {int(k[3:-3]): torch.tensor([float(r[k]) for r in rows], dtype=torch.float64) for k in keys}
 
-# %% ../nbs/06_collapse.ipynb #98d381c3
+# %% ../nbs/06_collapse.ipynb #13259880
 class SpectrumAccumulator:
     "The d singular values of the (centred) features of all batches seen, in O(d^2) memory."
     def __init__(self, center=True, normalize=False):
         self.center, self.normalize = center, normalize
         self.n, self.shift, self.sum, self.gram = 0, None, None, None
         self.exponent = 0  # features are stored divided by 2**exponent (exact), so their squares stay finite
-
-    @torch.no_grad()
-    def update(self, batch):
-        "Add an n x d batch of features (tensor or array; any device). An empty batch adds nothing."
-        x = _to_tensor(batch)
-        if x.ndim != 2: raise ValueError(f"A batch must be an n x d matrix, got shape {tuple(x.shape)}.")
-        if self.gram is not None and x.shape[1] != self.gram.shape[0]:
-            raise ValueError(f"Batch has {x.shape[1]} features, earlier batches had {self.gram.shape[0]}.")
-        if len(x) == 0: return self
-        _check_finite(x)
-        if self.normalize: x = torch.nn.functional.normalize(x, dim=1)
-        # beyond 2**400 the float64 scatter (x squared, summed) would overflow: scale down by a power of two, exact
-        exponent = max(self.exponent, math.frexp(x.abs().max().item())[1] - 400)
-        if exponent > self.exponent and self.gram is not None:
-            factor = 2.0 ** (self.exponent - exponent)
-            self.shift, self.sum, self.gram = self.shift * factor, self.sum * factor, self.gram * factor ** 2
-        self.exponent = exponent
-        if exponent: x = x * 2.0 ** -exponent
-        if self.gram is None:
-            self.shift = x.mean(0) if self.center else torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
-            self.sum = torch.zeros_like(self.shift)
-            self.gram = torch.zeros(x.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
-        x = x.to(self.gram.device) - self.shift
-        self.sum += x.sum(0)
-        self.gram += x.T @ x
-        self.n += len(x)
-        return self
 
     def variances(self) -> torch.Tensor:
         "Each feature's sample variance over the rows seen (after the L2 normalisation of rows, if set); float64, CPU."
@@ -190,6 +164,35 @@ class SpectrumAccumulator:
             )
         eig = torch.linalg.eigvalsh((scatter + scatter.T) / 2)
         return (eig.clamp_min(0).sqrt().flip(0) * 2.0 ** self.exponent).cpu()
+
+# %% ../nbs/06_collapse.ipynb #8fb75410
+@patch
+@torch.no_grad()
+def update(self: SpectrumAccumulator, batch):
+    "Add an n x d batch of features (tensor or array; any device). An empty batch adds nothing."
+    x = _to_tensor(batch)
+    if x.ndim != 2: raise ValueError(f"A batch must be an n x d matrix, got shape {tuple(x.shape)}.")
+    if self.gram is not None and x.shape[1] != self.gram.shape[0]:
+        raise ValueError(f"Batch has {x.shape[1]} features, earlier batches had {self.gram.shape[0]}.")
+    if len(x) == 0: return self
+    _check_finite(x)
+    if self.normalize: x = torch.nn.functional.normalize(x, dim=1)
+    # beyond 2**400 the float64 scatter (x squared, summed) would overflow: scale down by a power of two, exact
+    exponent = max(self.exponent, math.frexp(x.abs().max().item())[1] - 400)
+    if exponent > self.exponent and self.gram is not None:
+        factor = 2.0 ** (self.exponent - exponent)
+        self.shift, self.sum, self.gram = self.shift * factor, self.sum * factor, self.gram * factor ** 2
+    self.exponent = exponent
+    if exponent: x = x * 2.0 ** -exponent
+    if self.gram is None:
+        self.shift = x.mean(0) if self.center else torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
+        self.sum = torch.zeros_like(self.shift)
+        self.gram = torch.zeros(x.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
+    x = x.to(self.gram.device) - self.shift
+    self.sum += x.sum(0)
+    self.gram += x.T @ x
+    self.n += len(x)
+    return self
 
 # %% ../nbs/06_collapse.ipynb #27e10b18
 def rankme(s, eps=1e-7) -> float:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from fastcore.basics import patch
 
 from .datasets import DATASET_NAMES, TRAIN_SIZES
 from .methods import METHODS
@@ -53,20 +54,18 @@ def _opt(default, help, group, choices=None):
     "A `TrainConfig` field with its command-line help, option group and valid choices."
     return field(default=default, metadata=dict(help=help, group=group, choices=choices))
 
-# %% ../nbs/12_config.ipynb #e541965d
+# %% ../nbs/12_config.ipynb #a72f6639
 @dataclass
 class TrainConfig:
     "A training run, complete: data, model, method, ordering, optimisation, seed, device."
     dataset: str = _opt("mnist5k", "training data: a name or imagefolder:<path>", "data", DATASET_NAMES)
     data_root: str | None = _opt(None, "folder holding the data set (default: $SIMSIAM_COLLAPSE_DATA)", "data")
-    image_size: int | None = _opt(
-        None, "crop size of the augmentation in pixels (default: the stored image size)", "data"
-    )
+    image_size: int | None = _opt(None, "crop size of the augmentation in pixels (default: the stored image size)",
+                                  "data")
     backbone: str = _opt("resnet18", "ResNet preset", "model", tuple(PRESETS))
     width: int = _opt(64, "channels of the first stage (64 = the paper's full width)", "model")
-    stem: str = _opt(
-        "cifar", "cifar: 3x3 conv, no pooling (small images); imagenet: 7x7 conv and max pooling", "model", STEMS
-    )
+    stem: str = _opt("cifar", "cifar: 3x3 conv, no pooling (small images); imagenet: 7x7 conv and max pooling",
+                     "model", STEMS)
     method: str = _opt("simsiam", "self-supervised method", "method", tuple(METHODS))
     proj_hidden_dim: int | None = _opt(None, "projector hidden width (default: the method's full size)", "method")
     proj_dim: int | None = _opt(None, "projector output width (default: the method's full size)", "method")
@@ -77,9 +76,8 @@ class TrainConfig:
     chunks: int | None = _opt(None, "continual orderings: number of chunks (default: one per epoch)", "ordering")
     epochs: int = _opt(10, "training epochs (every ordering runs N // batch steps per epoch)", "optimisation")
     batch_size: int = _opt(256, "global batch size (image pairs per step)", "optimisation")
-    optimizer: str | None = _opt(
-        None, "default: the method's (SimSiam sgd, BYOL/MoCo-v3 lars)", "optimisation", OPTIMIZERS
-    )
+    optimizer: str | None = _opt(None, "default: the method's (SimSiam sgd, BYOL/MoCo-v3 lars)", "optimisation",
+                                 OPTIMIZERS)
     base_lr: float | None = _opt(
         None, "learning rate per 256 images: lr = base_lr x batch / 256 (default: the method's)", "optimisation"
     )
@@ -88,9 +86,8 @@ class TrainConfig:
     warmup_epochs: int | None = _opt(
         None, "linear warm-up epochs (default: SimSiam 0, BYOL/MoCo-v3 10 % of the epochs)", "optimisation"
     )
-    lr_schedule: str | None = _opt(
-        None, "cosine steps per epoch or per step (default: the method's)", "optimisation", LR_SCHEDULES
-    )
+    lr_schedule: str | None = _opt(None, "cosine steps per epoch or per step (default: the method's)", "optimisation",
+                                   LR_SCHEDULES)
     fix_predictor_lr: bool = _opt(True, "SimSiam: keep the predictor's learning rate fixed", "optimisation")
     ema_momentum: float = _opt(0.99, "BYOL/MoCo-v3: momentum of the target network", "method")
     ema_cosine: bool = _opt(True, "BYOL/MoCo-v3: raise the target momentum to 1 on a cosine", "method")
@@ -102,124 +99,123 @@ class TrainConfig:
     )
     channels_last: bool = _opt(True, "channels-last memory format", "run")
     sync_bn: bool = _opt(False, "synchronise batch norm across processes (torchrun; GPUs only)", "run")
-    eval_every: int = _opt(
-        1, "epochs between AUC / RankMe / kNN measurements on the probe set; 0 = only at the end", "run"
-    )
+    eval_every: int = _opt(1, "epochs between AUC / RankMe / kNN measurements on the probe set; 0 = only at the end",
+                           "run")
     probe_size: int = _opt(2000, "training and test images of the monitoring probe set", "run")
     init_from: str | None = _opt(None, "hybrid: run directory of its single-pass twin", "run")
-    order_seed: int = _opt(
-        0,
-        "seed of the permutation that cuts the data into chunks and subsets, shared by all training seeds",
-        "ordering",
-    )
-    checkpoint_every: int = _opt(
-        0,
-        "0: keep the newest checkpoint only; n: also every n-th epoch's (a hybrid continues from its single-pass "
-        "twin's switch epoch: the run store keeps it)",
-        "run",
-    )
-    train_images: int | None = _opt(
-        None,
-        "train on a fixed class-balanced subset of this many training images, as the whole data set (default: all)",
-        "data",
-    )
+    order_seed: int = _opt(0, "seed of the permutation that cuts the data into chunks and subsets, shared by all "
+                           "training seeds", "ordering")
+    checkpoint_every: int = _opt(0, "0: keep the newest checkpoint only; n: also every n-th epoch's (a hybrid "
+                                 "continues from its single-pass twin's switch epoch: the run store keeps it)", "run")
+    train_images: int | None = _opt(None, "train on a fixed class-balanced subset of this many training images, as the "
+                                    "whole data set (default: all)", "data")
 
-    def validate(self) -> TrainConfig:
-        "Raise a ValueError naming the first bad value and what would be valid."
-        def bad(name, valid): raise ValueError(f"{name}={getattr(self, name)!r} is not valid: {valid}.")
-        for f in dataclasses.fields(self):  # types first: a string or a bool must not reach a comparison
-            v, (kind, optional) = getattr(self, f.name), field_kind(f.type)
-            if v is None and optional: continue
-            ok = {"int": lambda: isinstance(v, int) and not isinstance(v, bool),
-                  "float": lambda: isinstance(v, (int, float)) and not isinstance(v, bool),
-                  "bool": lambda: isinstance(v, bool), "str": lambda: isinstance(v, str)}[kind]()
-            if not ok: bad(f.name, KIND_WORDS[kind] + (" or None" if optional else ""))
-        for f in dataclasses.fields(self):
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) is not None and getattr(self, f.name) not in choices and not \
-                    (f.name == "dataset" and self.dataset.startswith("imagefolder:")):
-                bad(f.name, f"one of {', '.join(choices)}")
-        check_ordering(self.ordering, self.epochs, self.chunks, self.fraction, self.switch_epoch)
-        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device): bad("device", "auto, cpu, cuda, cuda:N or mps")
-        if self.batch_size < 2: bad("batch_size", "at least 2 (batch norm needs two images)")
-        if self.width < 1: bad("width", "a positive integer")
-        if self.image_size is not None and self.image_size < 4:
-            bad("image_size", "at least 4 pixels, or None for the stored size")
-        for name in ("proj_hidden_dim", "proj_dim", "pred_hidden_dim"):
-            if getattr(self, name) is not None and getattr(self, name) < 1: bad(name, "a positive integer or None")
-        if self.base_lr is not None and not self.base_lr > 0: bad("base_lr", "a positive number")
-        if self.weight_decay is not None and not self.weight_decay >= 0: bad("weight_decay", "a number >= 0")
-        if not 0 <= self.momentum < 1: bad("momentum", "a number in [0, 1)")
-        if self.warmup_epochs is not None and not 0 <= self.warmup_epochs <= self.epochs:
-            bad("warmup_epochs", f"between 0 and epochs={self.epochs}")
-        if not 0 <= self.ema_momentum <= 1: bad("ema_momentum", "a number in [0, 1]")
-        if not self.temperature > 0: bad("temperature", "a positive number")
-        if self.eval_every < 0: bad("eval_every", "0 (only at the end) or a positive number of epochs")
-        if self.probe_size < 2: bad("probe_size", "at least 2 images")
-        if self.train_images is not None and self.train_images < 2:
-            bad("train_images", "at least 2 images, or None for all")
-        if self.checkpoint_every < 0: bad("checkpoint_every", "0 (keep the newest only) or a positive number of epochs")
-        if self.init_from is not None and self.ordering != "hybrid": bad("init_from", "only for ordering='hybrid'")
-        return self
+# %% ../nbs/12_config.ipynb #6b00e2ba
+@patch
+def validate(self: TrainConfig) -> TrainConfig:
+    "Raise a ValueError naming the first bad value and what would be valid."
+    def bad(name, valid): raise ValueError(f"{name}={getattr(self, name)!r} is not valid: {valid}.")
+    for f in dataclasses.fields(self):  # types first: a string or a bool must not reach a comparison
+        v, (kind, optional) = getattr(self, f.name), field_kind(f.type)
+        if v is None and optional: continue
+        ok = {"int": lambda: isinstance(v, int) and not isinstance(v, bool),
+              "float": lambda: isinstance(v, (int, float)) and not isinstance(v, bool),
+              "bool": lambda: isinstance(v, bool), "str": lambda: isinstance(v, str)}[kind]()
+        if not ok: bad(f.name, KIND_WORDS[kind] + (" or None" if optional else ""))
+    for f in dataclasses.fields(self):
+        choices = f.metadata.get("choices")
+        if choices and getattr(self, f.name) is not None and getattr(self, f.name) not in choices and not \
+                (f.name == "dataset" and self.dataset.startswith("imagefolder:")):
+            bad(f.name, f"one of {', '.join(choices)}")
+    check_ordering(self.ordering, self.epochs, self.chunks, self.fraction, self.switch_epoch)
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device): bad("device", "auto, cpu, cuda, cuda:N or mps")
+    if self.batch_size < 2: bad("batch_size", "at least 2 (batch norm needs two images)")
+    if self.width < 1: bad("width", "a positive integer")
+    if self.image_size is not None and self.image_size < 4:
+        bad("image_size", "at least 4 pixels, or None for the stored size")
+    for name in ("proj_hidden_dim", "proj_dim", "pred_hidden_dim"):
+        if getattr(self, name) is not None and getattr(self, name) < 1: bad(name, "a positive integer or None")
+    if self.base_lr is not None and not self.base_lr > 0: bad("base_lr", "a positive number")
+    if self.weight_decay is not None and not self.weight_decay >= 0: bad("weight_decay", "a number >= 0")
+    if not 0 <= self.momentum < 1: bad("momentum", "a number in [0, 1)")
+    if self.warmup_epochs is not None and not 0 <= self.warmup_epochs <= self.epochs:
+        bad("warmup_epochs", f"between 0 and epochs={self.epochs}")
+    if not 0 <= self.ema_momentum <= 1: bad("ema_momentum", "a number in [0, 1]")
+    if not self.temperature > 0: bad("temperature", "a positive number")
+    if self.eval_every < 0: bad("eval_every", "0 (only at the end) or a positive number of epochs")
+    if self.probe_size < 2: bad("probe_size", "at least 2 images")
+    if self.train_images is not None and self.train_images < 2:
+        bad("train_images", "at least 2 images, or None for all")
+    if self.checkpoint_every < 0: bad("checkpoint_every", "0 (keep the newest only) or a positive number of epochs")
+    if self.init_from is not None and self.ordering != "hybrid": bad("init_from", "only for ordering='hybrid'")
+    return self
 
-    def resolved(self) -> TrainConfig:
-        "A validated copy with the method's defaults filled in."
-        self.validate()
-        d = {k: v for k, v in METHOD_DEFAULTS[self.method].items() if getattr(self, k) is None}
-        if d.get("warmup_epochs", 0) is None: d["warmup_epochs"] = max(0, round(0.1 * self.epochs))
-        return dataclasses.replace(self, **d)
+# %% ../nbs/12_config.ipynb #740895d8
+@patch
+def resolved(self: TrainConfig) -> TrainConfig:
+    "A validated copy with the method's defaults filled in."
+    self.validate()
+    d = {k: v for k, v in METHOD_DEFAULTS[self.method].items() if getattr(self, k) is None}
+    if d.get("warmup_epochs", 0) is None: d["warmup_epochs"] = max(0, round(0.1 * self.epochs))
+    return dataclasses.replace(self, **d)
 
-    def to_dict(self): return dataclasses.asdict(self)
+@patch
+def to_dict(self: TrainConfig): return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, d, source=None):
-        "The config of a dict (e.g. a run's `config.json`, named by `source` in errors)."
-        where = f" in {source}" if source else ""
-        if not isinstance(d, dict):
-            raise ValueError(f"A configuration must be a JSON object{where}, got {type(d).__name__}.")
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(
-                f"Unknown config key(s) {', '.join(unknown)}{where}. Valid: "
-                f"{', '.join(f.name for f in dataclasses.fields(cls))}."
-            )
-        return cls(**d)
+# %% ../nbs/12_config.ipynb #7acfb27c
+@patch(cls_method=True)
+def from_dict(cls: TrainConfig, d, source=None):
+    "The config of a dict (e.g. a run's `config.json`, named by `source` in errors)."
+    where = f" in {source}" if source else ""
+    if not isinstance(d, dict):
+        raise ValueError(f"A configuration must be a JSON object{where}, got {type(d).__name__}.")
+    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(
+            f"Unknown config key(s) {', '.join(unknown)}{where}. Valid: "
+            f"{', '.join(f.name for f in dataclasses.fields(cls))}."
+        )
+    return cls(**d)
 
-    @classmethod
-    def load(cls, path) -> TrainConfig:
-        "The config saved at `path` (a run's `config.json`); a clear error names the file when it is not a valid one."
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"Cannot read the run configuration {path}: {e}") from None
-        return cls.from_dict(d, source=path)
+@patch(cls_method=True)
+def load(cls: TrainConfig, path) -> TrainConfig:
+    "The config saved at `path` (a run's `config.json`); a clear error names the file when it is not a valid one."
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"Cannot read the run configuration {path}: {e}") from None
+    return cls.from_dict(d, source=path)
 
-    def key(self) -> str:
-        "A short hash of everything that decides the result (not the device, the data location or the logging cadence)."
-        d = self.resolved().to_dict()
-        for k in _NOT_IN_KEY: d.pop(k)
-        for k in _ADDED_AFTER_KEY_VERSION_2:
-            if d[k] == next(f.default for f in dataclasses.fields(self) if f.name == k): d.pop(k)
-        if self._chunk_edges_moved(): d["chunk_edges"] = "floor"
-        if self._subset_size_moved(): d["subset_size"] = "ceil"
-        d["key_version"] = KEY_VERSION
-        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+# %% ../nbs/12_config.ipynb #78323259
+@patch
+def key(self: TrainConfig) -> str:
+    "A short hash of everything that decides the result (not the device, the data location or the logging cadence)."
+    d = self.resolved().to_dict()
+    for k in _NOT_IN_KEY: d.pop(k)
+    for k in _ADDED_AFTER_KEY_VERSION_2:
+        if d[k] == next(f.default for f in dataclasses.fields(self) if f.name == k): d.pop(k)
+    if self._chunk_edges_moved(): d["chunk_edges"] = "floor"
+    if self._subset_size_moved(): d["subset_size"] = "ceil"
+    d["key_version"] = KEY_VERSION
+    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
-    def _chunk_edges_moved(self) -> bool:
-        """Whether this run's chunks moved when chunk edges became the authors' floor(N k / C) (after key version 2):
-        not where C divides N (the CPU scales' 8,192 / 16), nor without chunks; moved where N is unknown here."""
-        if self.ordering not in ("single_pass", "cumulative", "hybrid"): return False
-        n = self.train_images or TRAIN_SIZES.get(self.dataset)
-        return n is None or n % (self.chunks or self.epochs) != 0
+@patch
+def _chunk_edges_moved(self: TrainConfig) -> bool:
+    """Whether this run's chunks moved when chunk edges became the authors' floor(N k / C) (after key version 2):
+    not where C divides N (the CPU scales' 8,192 / 16), nor without chunks; moved where N is unknown here."""
+    if self.ordering not in ("single_pass", "cumulative", "hybrid"): return False
+    n = self.train_images or TRAIN_SIZES.get(self.dataset)
+    return n is None or n % (self.chunks or self.epochs) != 0
 
-    def _subset_size_moved(self) -> bool:
-        """Whether this run's subset grew when subsets began to round up as the authors' code does (`subset_size`; they
-        were rounded to the nearest image before): not where the fraction of N is whole (the CPU scales' 1/16 and 1/4
-        of 8,192); moved where N is unknown here."""
-        if self.ordering != "subset": return False
-        n = self.train_images or TRAIN_SIZES.get(self.dataset)
-        return n is None or subset_size(n, self.fraction) != round(self.fraction * n)
+@patch
+def _subset_size_moved(self: TrainConfig) -> bool:
+    """Whether this run's subset grew when subsets began to round up as the authors' code does (`subset_size`; they
+    were rounded to the nearest image before): not where the fraction of N is whole (the CPU scales' 1/16 and 1/4
+    of 8,192); moved where N is unknown here."""
+    if self.ordering != "subset": return False
+    n = self.train_images or TRAIN_SIZES.get(self.dataset)
+    return n is None or subset_size(n, self.fraction) != round(self.fraction * n)
 
 # %% ../nbs/12_config.ipynb #531f4132
 def canonical(cfg: TrainConfig) -> TrainConfig:

@@ -74,7 +74,7 @@ def _check_split(split):
         raise ValueError(f"Unknown split {split!r}. Valid splits: {', '.join(SPLITS)} ('val' is read as 'test').")
     return "test" if split == "val" else split
 
-# %% ../nbs/02_datasets.ipynb #491ea2e5
+# %% ../nbs/02_datasets.ipynb #fa344d91
 NORMALIZATION = {  # per-channel mean and std of the training images
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
@@ -82,6 +82,7 @@ NORMALIZATION = {  # per-channel mean and std of the training images
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 
+# %% ../nbs/02_datasets.ipynb #8e36d375
 @dataclass
 class ImageDataset:
     "One split of an image classification data set, in memory: uint8 images N x C x H x W and int64 labels."

@@ -14,6 +14,7 @@ import typing
 from pathlib import Path
 
 import numpy as np
+from fastcore.basics import patch
 
 from .basics import default_device, markdown_table, save_figure, write_json, write_text
 from .claims import Check, check_to_dict, verdict
@@ -69,7 +70,7 @@ def _show(markdown):
     from IPython.display import Markdown, display
     display(Markdown(markdown))
 
-# %% ../nbs/21_experiments.ipynb #92d644e4
+# %% ../nbs/21_experiments.ipynb #5b181a50
 class Experiment:
     "One experiment notebook's runs and outputs."
 
@@ -124,125 +125,138 @@ class Experiment:
             print(note)
             return self.scale.fallback_dataset, note
 
-    def config(self, **overrides) -> TrainConfig:
-        "The scale's configuration with `overrides` (backbone, method, ordering, seed ...)."
-        method = overrides.get("method", "simsiam")
-        base = dict(
-            self.scale.train,
-            **self.scale.method_train.get(method, {}),
-            dataset=self.dataset,
-            data_root=self.data_root,
-            device=self.device,
+# %% ../nbs/21_experiments.ipynb #c50c3ce3
+@patch
+def config(self: Experiment, **overrides) -> TrainConfig:
+    "The scale's configuration with `overrides` (backbone, method, ordering, seed ...)."
+    method = overrides.get("method", "simsiam")
+    base = dict(
+        self.scale.train,
+        **self.scale.method_train.get(method, {}),
+        dataset=self.dataset,
+        data_root=self.data_root,
+        device=self.device,
+    )
+    cfg = canonical(TrainConfig(**{**base, **overrides}).validate())
+    # only single-pass runs are continued (by hybrids)
+    if cfg.ordering != "single_pass" and "checkpoint_every" not in overrides:
+        cfg = dataclasses.replace(cfg, checkpoint_every=0)
+    return cfg
+
+@patch
+def run(self: Experiment, **overrides) -> dict:
+    "Train (or reuse) the run of `config(**overrides)`, evaluate it, return one row: its settings and results."
+    cfg = self.config(**overrides)
+    run_dir, result = train_and_evaluate(self.store.root, cfg, self.scale, self.device, self.data_root,
+                                         self.progress)
+    run_dir = Path(run_dir)
+    return dict(backbone=cfg.backbone, method=cfg.method, ordering=cfg.ordering, fraction=cfg.fraction,
+                switch_epoch=cfg.switch_epoch, seed=cfg.seed, run=run_dir.name,
+                **{k: v for k, v in result.items() if k != "settings"})
+
+@patch
+def run_many(self: Experiment, overrides: list[dict]) -> list[dict]:
+    """The rows of `run(**o)` for every `o` in `overrides`, the missing runs trained `jobs` at a time first
+    (`run_all`)."""
+    run_all(
+        self.store,
+        [self.config(**o) for o in overrides],
+        self.scale,
+        self.device,
+        self.data_root,
+        self.jobs,
+        self.progress,
+    )
+    return [self.run(**o) for o in overrides]
+
+@patch
+def finished(self: Experiment, method=None) -> list:
+    """(config, run folder) of every finished run in the store trained at this scale's settings on this data set
+    (of `method` when given), whichever notebook trained it: what E4 and E10 read. Each method at its own weight
+    decay and heads: the runs of E11's ladder, at other doses, are not among them."""
+    keys = ("dataset", "train_images", "width", "image_size", "epochs", "batch_size", "weight_decay",
+            "proj_hidden_dim")
+    runs = self.store.finished()
+    base = {m: self.config(method=m).resolved() for m in {c.method for c, _ in runs}}  # defaults filled
+    return [(c, p) for c, p in runs if method in (None, c.method)
+            and all(getattr(c.resolved(), k) == getattr(base[c.method], k) for k in keys)]
+
+# %% ../nbs/21_experiments.ipynb #3ba30f6b
+@patch
+def table(self: Experiment, rows, columns, name, floatfmt=".3f") -> str:
+    """Write `rows` (dicts) as `name`.csv (the keys, full precision) and `name`.md (headers in words, `COLUMNS`'
+    decimals; `floatfmt` for other columns) under the experiment's folder; return the Markdown."""
+    import csv
+    import io
+    with io.StringIO(newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore"); w.writeheader(); w.writerows(rows)
+        write_text(self.out/f"{name}.csv", f.getvalue())
+    md = markdown_table([column_header(c) for c in columns],
+                        [[table_cell(c, r.get(c), floatfmt) for c in columns] for r in rows])
+    write_text(self.out/f"{name}.md", md + "\n")
+    return md
+
+@patch
+def figure(self: Experiment, fig, name) -> None:
+    "Save a matplotlib figure as PNG and PDF under the experiment's folder (`name`.png, `name`.pdf)."
+    save_figure(fig, self.out/name)
+
+@patch
+def label(self: Experiment) -> str:
+    "What every figure title says: data set and scale."
+    return f"{self.dataset}, {self.scale.name} scale"
+
+# %% ../nbs/21_experiments.ipynb #96794ffd
+@patch
+def claim(self: Experiment, number, checks: list[Check], halves=None) -> str:
+    """Record the checks of headline claim `number` in this experiment (and, from `judge`, those on each half of
+    the seeds); returns their `verdict` (`summary` shows it under the notebook's closing section)."""
+    if number not in CLAIMS: raise ValueError(f"Unknown claim {number}. Valid: {', '.join(map(str, CLAIMS))}.")
+    checks = list(checks)
+    if not all(isinstance(c, Check) for c in checks):
+        raise TypeError("A claim's evidence is a list of Check(what, holds, numbers).")
+    v = verdict(checks)
+    self.claims.append(
+        dict(
+            claim=number,
+            statement=CLAIMS[number],
+            verdict=v,
+            checks=[check_to_dict(c) for c in checks],
+            experiment=self.id,
+            halves=halves,
         )
-        cfg = canonical(TrainConfig(**{**base, **overrides}).validate())
-        # only single-pass runs are continued (by hybrids)
-        if cfg.ordering != "single_pass" and "checkpoint_every" not in overrides:
-            cfg = dataclasses.replace(cfg, checkpoint_every=0)
-        return cfg
+    )
+    write_json(
+        self.out / "claims.json",
+        dict(experiment=self.id, scale=self.scale.name, dataset=self.dataset, note=self.note, claims=self.claims),
+    )
+    return v
 
-    def run(self, **overrides) -> dict:
-        "Train (or reuse) the run of `config(**overrides)`, evaluate it, return one row: its settings and results."
-        cfg = self.config(**overrides)
-        run_dir, result = train_and_evaluate(self.store.root, cfg, self.scale, self.device, self.data_root,
-                                             self.progress)
-        run_dir = Path(run_dir)
-        return dict(backbone=cfg.backbone, method=cfg.method, ordering=cfg.ordering, fraction=cfg.fraction,
-                    switch_epoch=cfg.switch_epoch, seed=cfg.seed, run=run_dir.name,
-                    **{k: v for k, v in result.items() if k != "settings"})
+@patch
+def judge(self: Experiment, rule, rows, **kwargs) -> dict:
+    """Record the claims that `rule(rows, **kwargs)` (an `e*_checks` of `claims`) decides, on every seed and, with
+    four seeds or more, on each half of them (seeds sorted, split in two): a verdict that holds is the same in both
+    halves. Returns the checks on every seed."""
+    checks = rule(rows, **kwargs)
+    seeds = sorted({r["seed"] for r in rows if "seed" in r})
+    k = len(seeds) // 2
+    splits = [seeds[:k], seeds[k:2 * k]] if k >= 2 else None
+    for claim, cs in checks.items():
+        halves = None if splits is None else [
+            dict(seeds=h, checks=[check_to_dict(c) for c in rule([r for r in rows if r.get("seed") in h],
+                                                                  **kwargs)[claim]])
+            for h in splits
+        ]
+        self.claim(claim, cs, halves)
+    return checks
 
-    def run_many(self, overrides: list[dict]) -> list[dict]:
-        """The rows of `run(**o)` for every `o` in `overrides`, the missing runs trained `jobs` at a time first
-        (`run_all`)."""
-        run_all(
-            self.store,
-            [self.config(**o) for o in overrides],
-            self.scale,
-            self.device,
-            self.data_root,
-            self.jobs,
-            self.progress,
-        )
-        return [self.run(**o) for o in overrides]
-
-    def table(self, rows, columns, name, floatfmt=".3f") -> str:
-        """Write `rows` (dicts) as `name`.csv (the keys, full precision) and `name`.md (headers in words, `COLUMNS`'
-        decimals; `floatfmt` for other columns) under the experiment's folder; return the Markdown."""
-        import csv
-        import io
-        with io.StringIO(newline="") as f:
-            w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore"); w.writeheader(); w.writerows(rows)
-            write_text(self.out/f"{name}.csv", f.getvalue())
-        md = markdown_table([column_header(c) for c in columns],
-                            [[table_cell(c, r.get(c), floatfmt) for c in columns] for r in rows])
-        write_text(self.out/f"{name}.md", md + "\n")
-        return md
-
-    def figure(self, fig, name) -> None:
-        "Save a matplotlib figure as PNG and PDF under the experiment's folder (`name`.png, `name`.pdf)."
-        save_figure(fig, self.out/name)
-
-    def finished(self, method=None) -> list:
-        """(config, run folder) of every finished run in the store trained at this scale's settings on this data set
-        (of `method` when given), whichever notebook trained it: what E4 and E10 read. Each method at its own weight
-        decay and heads: the runs of E11's ladder, at other doses, are not among them."""
-        keys = ("dataset", "train_images", "width", "image_size", "epochs", "batch_size", "weight_decay",
-                "proj_hidden_dim")
-        runs = self.store.finished()
-        base = {m: self.config(method=m).resolved() for m in {c.method for c, _ in runs}}  # defaults filled
-        return [(c, p) for c, p in runs if method in (None, c.method)
-                and all(getattr(c.resolved(), k) == getattr(base[c.method], k) for k in keys)]
-
-    def label(self) -> str:
-        "What every figure title says: data set and scale."
-        return f"{self.dataset}, {self.scale.name} scale"
-
-    def claim(self, number, checks: list[Check], halves=None) -> str:
-        """Record the checks of headline claim `number` in this experiment (and, from `judge`, those on each half of
-        the seeds); returns their `verdict` (`summary` shows it under the notebook's closing section)."""
-        if number not in CLAIMS: raise ValueError(f"Unknown claim {number}. Valid: {', '.join(map(str, CLAIMS))}.")
-        checks = list(checks)
-        if not all(isinstance(c, Check) for c in checks):
-            raise TypeError("A claim's evidence is a list of Check(what, holds, numbers).")
-        v = verdict(checks)
-        self.claims.append(
-            dict(
-                claim=number,
-                statement=CLAIMS[number],
-                verdict=v,
-                checks=[check_to_dict(c) for c in checks],
-                experiment=self.id,
-                halves=halves,
-            )
-        )
-        write_json(
-            self.out / "claims.json",
-            dict(experiment=self.id, scale=self.scale.name, dataset=self.dataset, note=self.note, claims=self.claims),
-        )
-        return v
-
-    def judge(self, rule, rows, **kwargs) -> dict:
-        """Record the claims that `rule(rows, **kwargs)` (an `e*_checks` of `claims`) decides, on every seed and, with
-        four seeds or more, on each half of them (seeds sorted, split in two): a verdict that holds is the same in both
-        halves. Returns the checks on every seed."""
-        checks = rule(rows, **kwargs)
-        seeds = sorted({r["seed"] for r in rows if "seed" in r})
-        k = len(seeds) // 2
-        splits = [seeds[:k], seeds[k:2 * k]] if k >= 2 else None
-        for claim, cs in checks.items():
-            halves = None if splits is None else [
-                dict(seeds=h, checks=[check_to_dict(c) for c in rule([r for r in rows if r.get("seed") in h],
-                                                                      **kwargs)[claim]])
-                for h in splits
-            ]
-            self.claim(claim, cs, halves)
-        return checks
-
-    def summary(self, markdown):
-        """The notebook's closing section (ours beside the paper's, with the checks), kept for REPORT.md and shown
-        with the verdict of each claim recorded."""
-        write_text(self.out/"summary.md", markdown + "\n")
-        verdicts = {c["claim"]: c["verdict"] for c in self.claims}
-        _show("\n\n".join([markdown, *(f"**Claim {k}: {v}.** {CLAIMS[k]}" for k, v in sorted(verdicts.items()))]))
+@patch
+def summary(self: Experiment, markdown):
+    """The notebook's closing section (ours beside the paper's, with the checks), kept for REPORT.md and shown
+    with the verdict of each claim recorded."""
+    write_text(self.out/"summary.md", markdown + "\n")
+    verdicts = {c["claim"]: c["verdict"] for c in self.claims}
+    _show("\n\n".join([markdown, *(f"**Claim {k}: {v}.** {CLAIMS[k]}" for k, v in sorted(verdicts.items()))]))
 
 # %% ../nbs/21_experiments.ipynb #efded538
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['STRATEGIES', 'MIN_BATCHES_PER_CHUNK', 'chunk_bounds', 'subset_size', 'check_ordering', 'default_chunks', 'Ordering',
@@ -74,7 +75,7 @@ def default_chunks(n, epochs, batch_size, min_batches=MIN_BATCHES_PER_CHUNK) -> 
     as many as fit."""
     return max(1, min(epochs, n // (min_batches * batch_size)))
 
-# %% ../nbs/11_orderings.ipynb #99655060
+# %% ../nbs/11_orderings.ipynb #1237af74
 @dataclass(frozen=True)
 class Ordering:
     "The batches of every epoch of a run, for one strategy of `STRATEGIES`."
@@ -114,32 +115,36 @@ class Ordering:
         if self.strategy != "hybrid": return self.strategy
         return "single_pass" if epoch < self.switch_epoch else "multiple_pass"
 
-    def pool(self, epoch) -> np.ndarray:
-        "The images epoch `epoch` draws from."
-        if not 0 <= epoch < self.epochs: raise ValueError(f"epoch must be in [0, {self.epochs}), got {epoch}.")
-        phase, perm = self.phase(epoch), self.permutation()
-        if phase == "multiple_pass": return perm
-        if phase == "subset": return perm[self.n - subset_size(self.n, self.fraction):]
-        bounds, c = chunk_bounds(self.n, self.num_chunks), self.chunk_of_epoch(epoch)
-        return perm[bounds[c] if phase == "single_pass" else 0:bounds[c + 1]]
+# %% ../nbs/11_orderings.ipynb #445d5060
+@patch
+def pool(self: Ordering, epoch) -> np.ndarray:
+    "The images epoch `epoch` draws from."
+    if not 0 <= epoch < self.epochs: raise ValueError(f"epoch must be in [0, {self.epochs}), got {epoch}.")
+    phase, perm = self.phase(epoch), self.permutation()
+    if phase == "multiple_pass": return perm
+    if phase == "subset": return perm[self.n - subset_size(self.n, self.fraction):]
+    bounds, c = chunk_bounds(self.n, self.num_chunks), self.chunk_of_epoch(epoch)
+    return perm[bounds[c] if phase == "single_pass" else 0:bounds[c + 1]]
 
-    def epoch_indices(self, epoch) -> np.ndarray:
-        """The `steps_per_epoch * batch_size` image indices of epoch `epoch`: the pool reshuffled (seeded by (seed,
-        epoch)), each reshuffle trimmed to whole batches as in the authors' code, repeated to fill the epoch."""
-        pool, need = self.pool(epoch), self.steps_per_epoch * self.batch_size
-        whole = len(pool) // self.batch_size * self.batch_size
-        rng = np.random.default_rng([self.seed, 11, epoch])
-        return np.concatenate([rng.permutation(pool)[:whole] for _ in range(-(-need // whole))])[:need]
+@patch
+def epoch_indices(self: Ordering, epoch) -> np.ndarray:
+    """The `steps_per_epoch * batch_size` image indices of epoch `epoch`: the pool reshuffled (seeded by (seed,
+    epoch)), each reshuffle trimmed to whole batches as in the authors' code, repeated to fill the epoch."""
+    pool, need = self.pool(epoch), self.steps_per_epoch * self.batch_size
+    whole = len(pool) // self.batch_size * self.batch_size
+    rng = np.random.default_rng([self.seed, 11, epoch])
+    return np.concatenate([rng.permutation(pool)[:whole] for _ in range(-(-need // whole))])[:need]
 
-    def batches(self, epoch, rank=0, world_size=1) -> list[np.ndarray]:
-        "The global batches of `epoch`, or this rank's share of each (`batch_size` must divide by `world_size`)."
-        if self.batch_size % world_size:
-            raise ValueError(f"batch_size {self.batch_size} does not divide by world_size {world_size}.")
-        per = self.batch_size // world_size
-        return [
-            b[rank * per : (rank + 1) * per]
-            for b in self.epoch_indices(epoch).reshape(self.steps_per_epoch, self.batch_size)
-        ]
+@patch
+def batches(self: Ordering, epoch, rank=0, world_size=1) -> list[np.ndarray]:
+    "The global batches of `epoch`, or this rank's share of each (`batch_size` must divide by `world_size`)."
+    if self.batch_size % world_size:
+        raise ValueError(f"batch_size {self.batch_size} does not divide by world_size {world_size}.")
+    per = self.batch_size // world_size
+    return [
+        b[rank * per : (rank + 1) * per]
+        for b in self.epoch_indices(epoch).reshape(self.steps_per_epoch, self.batch_size)
+    ]
 
 # %% ../nbs/11_orderings.ipynb #e2565dee
 def chunk_usage(ordering: Ordering) -> np.ndarray:

@@ -286,10 +286,11 @@ def _views(augment, images, gen, cfg, ctx, sizes=None):
         views.append(x.contiguous(memory_format=torch.channels_last) if ctx.channels_last else x)
     return views
 
-# %% ../nbs/14_train.ipynb #87523037
+# %% ../nbs/14_train.ipynb #670cdfd1
 # augmentation seed = seed x stride + epoch: a prime above any epoch count, so no two (seed, epoch) share one
 EPOCH_SEED_STRIDE = 100_003
 
+# %% ../nbs/14_train.ipynb #a65da35a
 def train_epoch(t: Training, epoch, *, progress=False, on_step=None, writer=None, log_every=50) -> dict:
     """One epoch: set the learning rate, augment each of the ordering's batches, step, move the EMA target. Returns the
     epoch's log line. With a `writer` (TensorBoard's `SummaryWriter`, or anything with its `add_scalar`), the loss and
