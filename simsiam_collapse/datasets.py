@@ -275,14 +275,13 @@ def image_sizes(files, cache=True) -> torch.Tensor:
         save_atomically(sizes, path)
     return sizes
 
-# %% ../nbs/02_datasets.ipynb #759200d9
+# %% ../nbs/02_datasets.ipynb #167d57aa
 class _FolderImages(torch.utils.data.Dataset):
     def __init__(self, files, channels, image_size):
         self.files, self.channels, self.image_size = files, channels, image_size
     def __len__(self): return len(self.files)
     def __getitem__(self, i): return squash(read_image(self.files[i], self.channels), self.image_size)
 
-# %% ../nbs/02_datasets.ipynb #167d57aa
 class StreamingImageFolder:
     """An ImageFolder too large for memory: whole images decoded batch by batch to `image_size` squares, with their
     original `sizes`."""
