@@ -25,15 +25,6 @@ from .collapse import normalized_auc
 __all__ = ['SMALL_NETWORKS', 'estimate_of', 'describe', 'e1_checks', 'e2_checks', 'e3_checks', 'e5_checks', 'e6_checks',
            'e7_checks', 'e8_checks', 'e9_checks', 'e4_checks']
 
-# %% ../nbs/16_rules.ipynb #e6216d9f
-SMALL_NETWORKS = ("resnet18", "resnet34")  # the networks the paper sees collapse partially (claims 1 and 6)
-
-def estimate_of(rows, value="accuracy", **where) -> Estimate | None:
-    """The mean and seed std of `value` over the `rows` (one per trained model) whose fields equal `where`; None when no
-    row matches: that setting did not run."""
-    mine = _matching(rows, where)
-    return Estimate.of([r[value] for r in mine], [r.get("seed") for r in mine]) if mine else None
-
 # %% ../nbs/16_rules.ipynb #f20d97a3
 def _matching(rows, where: dict) -> list[dict]:
     "The rows whose fields equal `where`."
@@ -42,6 +33,15 @@ def _matching(rows, where: dict) -> list[dict]:
 def _collapse(row) -> float:
     "A row's normalised AUC: its `collapse` field, else computed from `auc` and `feature_dim`."
     return row["collapse"] if "collapse" in row else normalized_auc(row["auc"], row["feature_dim"])
+
+# %% ../nbs/16_rules.ipynb #e6216d9f
+SMALL_NETWORKS = ("resnet18", "resnet34")  # the networks the paper sees collapse partially (claims 1 and 6)
+
+def estimate_of(rows, value="accuracy", **where) -> Estimate | None:
+    """The mean and seed std of `value` over the `rows` (one per trained model) whose fields equal `where`; None when no
+    row matches: that setting did not run."""
+    mine = _matching(rows, where)
+    return Estimate.of([r[value] for r in mine], [r.get("seed") for r in mine]) if mine else None
 
 # %% ../nbs/16_rules.ipynb #32a61fbd
 def describe(rows, value="accuracy", **where) -> str:
