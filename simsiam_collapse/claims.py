@@ -31,6 +31,12 @@ LOO_R2 = 0.5  # claim 4: leave-one-out R^2 at least this
 # split there, their collapsed seeds at 0.96-0.98, the others at 0.86-0.93)
 NEAR_TOTAL_COLLAPSE = 0.95
 
+# %% ../nbs/15_claims.ipynb #837952a0
+def _decimals(*values) -> int:
+    """Digits that show a difference: 3 for quantities on a 0-1 scale (AUC, normalised AUC, R²), 1 for percentages and
+    points."""
+    return 3 if max(abs(v) for v in values) <= 1.5 else 1
+
 # %% ../nbs/15_claims.ipynb #ceb80f95
 @dataclass(frozen=True)
 class Estimate:
@@ -58,12 +64,6 @@ class Estimate:
         return text + (f" ({', '.join(f'{v:.{d}f}' for v in self.values)})" if per_seed and self.n > 1 else "")
 
     def __str__(self): return self.format()
-
-# %% ../nbs/15_claims.ipynb #837952a0
-def _decimals(*values) -> int:
-    """Digits that show a difference: 3 for quantities on a 0-1 scale (AUC, normalised AUC, R²), 1 for percentages and
-    points."""
-    return 3 if max(abs(v) for v in values) <= 1.5 else 1
 
 # %% ../nbs/15_claims.ipynb #dcde050b
 @dataclass(frozen=True)
