@@ -10,7 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 MODULES = sorted(p for p in (ROOT/"simsiam_collapse").glob("*.py") if p.name != "_modidx.py")
-MAX_MODULE_LINES, MAX_FUNCTION_LINES, MAX_POSITIONAL, MAX_MEDIAN_CELL = 450, 60, 7, 15
+MAX_MODULE_LINES, MAX_FUNCTION_LINES, MAX_POSITIONAL, MAX_MEDIAN_CELL = 450, 60, 7, 12
+MAX_CELL_LINES, MIN_CHECKED_SHARE = 60, 0.6
 
 
 def functions():
@@ -33,11 +34,34 @@ def test_no_function_is_long_or_takes_many_positional_parameters():
     assert not many, f"over {MAX_POSITIONAL} positional parameters (make the options keyword-only after *): {many}"
 
 
+def _exported_cells():
+    "(notebook, exported cell, the next code cell or None) of every library notebook, markdown skipped."
+    for nb in sorted((ROOT/"nbs").glob("[0-9][0-9]_*.ipynb")):
+        cells = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+        for c, nxt in zip(cells, cells[1:] + [None]):
+            if "".join(c["source"]).startswith("#| export"): yield nb.name, c, nxt
+
+
+def _only_imports(source) -> bool:
+    return all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.parse(source).body)
+
+
 def test_library_notebooks_export_in_small_cells():
-    sizes = [len(c["source"]) for nb in sorted((ROOT/"nbs").glob("[0-9][0-9]_*.ipynb"))
-             for c in json.loads(nb.read_text())["cells"]
-             if c["cell_type"] == "code" and "".join(c["source"]).startswith("#| export")]
+    sizes = [len(c["source"]) for _, c, _ in _exported_cells()]
+    long = [f"{nb}: {len(c['source'])} lines ({c['source'][1].strip()[:40]})" for nb, c, _ in _exported_cells()
+            if len(c["source"]) > MAX_CELL_LINES]
+    assert not long, f"exported cells over {MAX_CELL_LINES} lines (split them, one concern a cell; @patch): {long}"
     assert statistics.median(sizes) <= MAX_MEDIAN_CELL, statistics.median(sizes)
+
+
+def test_most_exported_cells_are_followed_by_their_check():
+    """CONTRIBUTING's promise, fastcore's habit: an exported cell is followed (markdown aside) by a code cell that uses
+    it, not by the next export. The imports cell has nothing to check and is not counted."""
+    cells = [(c, nxt) for _, c, nxt in _exported_cells()
+             if not _only_imports("".join(c["source"]).removeprefix("#| export"))]
+    checked = sum(nxt is not None and not "".join(nxt["source"]).startswith("#| export")
+                  and not _only_imports("".join(nxt["source"]).replace("#| hide", "")) for _, nxt in cells)
+    assert checked >= MIN_CHECKED_SHARE * len(cells), f"{checked} of {len(cells)} exported cells followed by a check"
 
 
 def test_the_command_line_and_the_report_do_not_load_the_training_stack():
