@@ -23,10 +23,12 @@ from tqdm import tqdm
 
 import simsiam_collapse
 
-from .basics import default_device, read_json, write_json
+from .basics import default_device, read_json, write_json, write_text
 from .datasets import DATASET_NAMES, DOWNLOAD_ENV, ImageReadError, load_dataset, resolve_data_root
 from .config import field_kind, KIND_WORDS, resolve_precision, run_name, TrainConfig
-from .report import experiment_order, experiment_title, notebook_to_html, plot_runs, write_report
+from simsiam_collapse.report import (
+    compare_reproductions, experiment_order, experiment_title, notebook_to_html, plot_runs, write_report,
+)
 from simsiam_collapse.runs import (
     checkpoint_epochs, checkpoint_path, directory_lock, ENVIRONMENT, environment, last_checkpoint, progress_file,
     read_metrics, run_store, RunFolder, RunLocked, tensorboard_writer, TrainingDiverged,
@@ -263,6 +265,11 @@ def _plot_command(args):
     plot_runs(args.run_dirs, out=out)
     print(f"curves of {len(args.run_dirs)} run(s): {out.with_suffix('.png')} and {out.with_suffix('.pdf')}")
 
+def _compare_command(args):
+    text = compare_reproductions(args.a, args.b)
+    if args.out: write_text(Path(args.out), text)
+    print(text, end="")
+
 # %% ../nbs/23_cli.ipynb #e61e9d4a
 def _reproduce_command(args):
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
@@ -408,6 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plt.add_argument("run_dirs", nargs="+", help="run directories written by `train` or `reproduce` (under <out>/runs)")
     plt.add_argument("--out", default="curves", help="file name without extension: writes <out>.png and <out>.pdf")
+    cmp = sub.add_parser("compare", formatter_class=fmt,
+                         help="two reproductions side by side: their shared runs, measure by measure, and every claim")
+    cmp.add_argument("a", help="a reproduction's --out folder, or published results (results/mini)")
+    cmp.add_argument("b", help="the other")
+    cmp.add_argument("--out", default=None, help="also write the comparison to this Markdown file")
     return parser
 
 # %% ../nbs/23_cli.ipynb #f735d2d4
@@ -416,7 +428,8 @@ def main(argv=None):
     (SIMSIAM_COLLAPSE_DEBUG=1: a traceback)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    command = {"data": _data_command, "train": _train_command, "reproduce": _reproduce_command, "plot": _plot_command}[
+    command = {"data": _data_command, "train": _train_command, "reproduce": _reproduce_command, "plot": _plot_command,
+               "compare": _compare_command}[
         args.command
     ]
     try: return command(args)

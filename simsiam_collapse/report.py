@@ -16,9 +16,10 @@ from .runs import ENVIRONMENT, run_status, run_store, RunFolder
 from .scales import SMOKE_NOTE
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'CURVES', 'markdown_title', 'experiment_title', 'experiment_order', 'claim_verdicts', 'machine_line',
-           'runs_table', 'write_runs_csv', 'markdown_to_html', 'notebook_to_html', 'claims_section', 'write_report',
-           'publish_results', 'plot_runs']
+__all__ = ['PUBLISHED', 'COMPARED', 'CURVES', 'markdown_title', 'experiment_title', 'experiment_order', 'claim_verdicts',
+           'machine_line', 'runs_table', 'write_runs_csv', 'markdown_to_html', 'notebook_to_html', 'claims_section',
+           'write_report', 'publish_results', 'run_rows', 'compare_runs', 'compare_claims', 'compare_reproductions',
+           'plot_runs']
 
 # %% ../nbs/22_report.ipynb #a811a12f
 def markdown_title(text) -> str | None:
@@ -50,13 +51,17 @@ def claim_verdicts(out, ran=None) -> dict:
 # %% ../nbs/22_report.ipynb #ed0ff413
 def machine_line(out) -> str | None:
     """Where a reproduction's numbers were computed: the CPU (model, cores, vector ISA), device and precision, from
-    `out/environment.json`; None without one. Digits differ between CPUs whose kernels sum in another order."""
-    try: env = json.loads((Path(out)/ENVIRONMENT).read_text())
-    except (OSError, ValueError): return None
+    `out/environment.json`, else from the first experiment's record (`e*/experiment.json`); None without either. Digits
+    differ between CPUs whose kernels sum in another order."""
+    env = read_json(Path(out)/ENVIRONMENT, None)
+    if env is None:
+        recorded = (read_json(f, {}).get("environment") for f in sorted(Path(out).glob("e*/experiment.json")))
+        env = next(recorded, None)
+    if not env: return None
     cpu = env.get("cpu") or {}
     isa = ", ".join(cpu.get("isa") or []) or "ISA flags unknown"
     return (f"Computed on {cpu.get('model', env.get('processor', 'an unnamed CPU'))} ({cpu.get('cores', '?')} cores; "
-            f"{isa}), device {env.get('device')}, precision {env.get('precision')}.")
+            f"{isa})" + "".join(f", {k} {env[k]}" for k in ("device", "precision") if env.get(k)) + ".")
 
 # %% ../nbs/22_report.ipynb #4d83ac71
 def runs_table(runs_dir) -> list[dict]:
@@ -203,6 +208,81 @@ def publish_results(out, dest) -> list[Path]:
     report = (dest/"REPORT.md").read_text()
     write_text(dest/"REPORT.md", re.sub(r"\b(e\d+_\w+)\.html\b", r"\1.ipynb", report))
     return [dest/p.relative_to(out) for p in files]
+
+# %% ../nbs/22_report.ipynb #72a46287
+def run_rows(folder) -> dict[str, dict]:
+    """Each run's row, by run name, in a reproduction or published results: its `runs.csv`, else the experiments'
+    tables that name their runs (E11's `e11_runs.csv`)."""
+    import csv
+    folder = Path(folder)
+    tables = [folder/"runs.csv"] if (folder/"runs.csv").exists() else sorted(folder.glob("e*/e*_runs.csv"))
+    rows = {}
+    for table in tables:
+        with open(table, newline="") as f:
+            for r in csv.DictReader(f):
+                if r.get("run"): rows.setdefault(r["run"], r)
+    if not rows:
+        raise FileNotFoundError(f"No runs in {folder}: give a reproduction's folder (with runs.csv) or published "
+                                "results (with e*/e*_runs.csv tables that have a run column).")
+    return rows
+
+# %% ../nbs/22_report.ipynb #01c9f653
+COMPARED = ("accuracy", "auc", "rankme")  # the final measures set side by side
+
+def compare_runs(a: dict, b: dict, measures=COMPARED) -> list[dict]:
+    """Per measure, over the runs of `run_rows` both hold: how many, how many are equal to the last digit, the mean and
+    the largest absolute difference, and the run of the largest."""
+    out = []
+    for m in measures:
+        d = {r: abs(float(a[r][m]) - float(b[r][m])) for r in sorted(set(a) & set(b))
+             if a[r].get(m) not in (None, "") and b[r].get(m) not in (None, "")}
+        if not d: continue
+        worst = max(d, key=d.get)
+        out.append(dict(measure=m, runs=len(d), equal=sum(v == 0 for v in d.values()),
+                        mean_abs_diff=sum(d.values()) / len(d), max_abs_diff=d[worst], largest=worst))
+    return out
+
+# %% ../nbs/22_report.ipynb #c20d6b1c
+def _recorded_claims(folder) -> dict:
+    "(experiment, claim) -> the claim as its experiment recorded it last, for every `e*/claims.json` under `folder`."
+    return {(f.parent.name, c["claim"]): c for f in sorted(Path(folder).glob("e*/claims.json"))
+            for c in read_json(f, {}).get("claims", [])}
+
+def compare_claims(a, b) -> list[dict]:
+    """Each claim that an experiment of either folder recorded: its verdict in each ('not recorded' where it did not
+    run) and the checks whose outcome differs ('what: yes / no')."""
+    ca, cb = _recorded_claims(a), _recorded_claims(b)
+    mark = {True: "yes", False: "no", None: "undecided"}
+    rows = []
+    for key in sorted(set(ca) | set(cb), key=lambda k: (experiment_order(k[0]), k[1])):
+        x, y = ca.get(key, {}), cb.get(key, {})
+        hx, hy = ({ch["what"]: ch["holds"] for ch in c.get("checks", [])} for c in (x, y))
+        differ = [f"{w}: {mark[hx.get(w)] if w in hx else 'absent'} / {mark[hy.get(w)] if w in hy else 'absent'}"
+                  for w in dict.fromkeys([*hx, *hy]) if hx.get(w, "absent") != hy.get(w, "absent")]
+        rows.append(dict(experiment=key[0], claim=key[1], a=x.get("verdict", "not recorded"),
+                         b=y.get("verdict", "not recorded"), differ=differ))
+    return rows
+
+# %% ../nbs/22_report.ipynb #75d653c8
+def compare_reproductions(a, b) -> str:
+    """Markdown: where each of two reproductions was computed, their shared runs measure by measure (`compare_runs`)
+    and every recorded claim side by side (`compare_claims`), the differing checks named."""
+    runs = compare_runs(run_rows(a), run_rows(b))
+    claims = compare_claims(a, b)
+    same = sum(r["a"] == r["b"] for r in claims)
+    lines = [f"# {Path(a).name} against {Path(b).name}", "",
+             f"- A: `{a}`. {machine_line(a) or 'Machine not recorded.'}",
+             f"- B: `{b}`. {machine_line(b) or 'Machine not recorded.'}", "",
+             "## The runs both hold", ""]
+    lines += [markdown_table(["measure", "runs", "equal", "mean abs difference", "largest", "its run"],
+                             [[r["measure"], r["runs"], r["equal"], f"{r['mean_abs_diff']:.4g}",
+                               f"{r['max_abs_diff']:.4g}", r["largest"]] for r in runs]) if runs
+              else "No run in common (other settings, or other run keys)."]
+    lines += ["", f"## The claims: {same} of {len(claims)} verdicts the same", "",
+              markdown_table(["experiment", "claim", "A", "B", "checks that differ (A / B)"],
+                             [[r["experiment"].upper(), r["claim"], r["a"], r["b"], "; ".join(r["differ"]) or "none"]
+                              for r in claims])]
+    return "\n".join(lines) + "\n"
 
 # %% ../nbs/22_report.ipynb #e5a7cce4
 CURVES = (("loss", "training loss"), ("z_std", "std of normalised projections"), ("auc", "collapse AUC (probe set)"),
