@@ -10,9 +10,8 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
-from fastcore.basics import patch
 
-from .basics import resize_center_crop
+from .basics import patch, resize_center_crop
 
 # %% auto #0
 __all__ = ['RECIPES', 'ViewRecipe', 'blur_kernel_size', 'affine_crop', 'BatchAugment', 'TwoViewAugment', 'eval_transform',

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import errno
+import functools
+import inspect
 import json
 import os
 import shutil
@@ -17,7 +19,7 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['publish', 'save_atomically', 'write_json', 'read_json', 'save_array', 'write_text', 'resize_center_crop',
-           'resize_center_crop_image', 'squash', 'default_device', 'markdown_table', 'save_figure']
+           'resize_center_crop_image', 'squash', 'default_device', 'markdown_table', 'save_figure', 'patch']
 
 # %% ../nbs/01_basics.ipynb #1e6ced79
 def _disk_full(folder) -> bool:
@@ -120,3 +122,16 @@ def save_figure(fig, path) -> list[Path]:
     out = [path.with_suffix(".png"), path.with_suffix(".pdf")]
     for p in out: fig.savefig(p, dpi=150, bbox_inches="tight")
     return out
+
+# %% ../nbs/01_basics.ipynb #3c3cb088
+def patch(f=None, *, cls_method=False):
+    """Add function `f` to the class its first parameter is annotated with (`self: Klass`, or `cls: Klass` with
+    `cls_method=True` for a class method), as fastcore's `@patch` does; the module's name `f.__name__` keeps what it
+    meant before."""
+    if f is None: return functools.partial(patch, cls_method=cls_method)
+    inner = inspect.unwrap(f)  # under another decorator (torch.no_grad), the function that names the class
+    cls = next(iter(inspect.signature(inner).parameters.values())).annotation
+    if isinstance(cls, str): cls = eval(cls, inner.__globals__)  # annotations are strings under `annotations`
+    f.__qualname__ = f"{cls.__name__}.{f.__name__}"
+    setattr(cls, f.__name__, classmethod(f) if cls_method else f)
+    return inner.__globals__.get(f.__name__)

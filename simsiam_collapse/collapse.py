@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fastcore.basics import patch
+
+from .basics import patch
 
 # %% auto #0
 __all__ = ['DOMINANT_ROWS', 'DOMINANT_SHARE', 'DOMINANT_MIN_N', 'REFERENCE_DIR', 'INPUT_KEYS', 'ACCEPTED_INPUTS', 'FLOAT32_FLOOR',
@@ -280,7 +281,7 @@ class InputBatches:
         batches = self.data.split(self.batch_size) if isinstance(self.data, torch.Tensor) else self.data
         for batch in batches: yield _as_float_batch(_inputs_of(batch, self.key))
 
-# %% ../nbs/06_collapse.ipynb #8e635b03
+# %% ../nbs/06_collapse.ipynb #639e4dc5
 def model_features(out, inputs) -> torch.Tensor:
     "The N x d float features of what `features=` returned for `inputs`, or an error that says what to pass instead."
     if isinstance(out, (tuple, list, dict)):
@@ -293,6 +294,7 @@ def model_features(out, inputs) -> torch.Tensor:
                          f"{len(inputs)} inputs.")
     return out.float().flatten(1)
 
+# %% ../nbs/06_collapse.ipynb #8c89dcd9
 def model_device_dtype(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
     "Where the model's parameters are, and their floating-point dtype (CPU, float32 without parameters)."
     p = next((p for p in model.parameters() if p.is_floating_point()), None)

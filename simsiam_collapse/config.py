@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from fastcore.basics import patch
 
+from .basics import patch
 from .datasets import DATASET_NAMES, TRAIN_SIZES
 from .methods import METHODS
 from .models import PRESETS, STEMS

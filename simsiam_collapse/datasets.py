@@ -62,13 +62,14 @@ def _not_found(name, tried, reason=""):
         f"  2. allow a download (on a machine with internet): --download, download=True, or ${DOWNLOAD_ENV}=1;\n"
         f"  3. use the embedded data set 'mnist5k', which needs no files.")
 
-# %% ../nbs/02_datasets.ipynb #cd0eaf14
+# %% ../nbs/02_datasets.ipynb #bd34db43
 def _check_name(name):
     if not isinstance(name, str) or not (name in DATASET_NAMES or name.startswith("imagefolder:")):
         raise ValueError(f"Unknown data set {name!r}. Valid names: {', '.join(DATASET_NAMES)}.")
     if name == "imagefolder:" or name == "imagefolder:<path>":
         raise ValueError(f"{name!r} needs a folder after the colon, e.g. 'imagefolder:/data/imagenet'.")
 
+# %% ../nbs/02_datasets.ipynb #2e3de7f2
 def _check_split(split):
     if split not in SPLITS + ("val",):
         raise ValueError(f"Unknown split {split!r}. Valid splits: {', '.join(SPLITS)} ('val' is read as 'test').")

@@ -14,9 +14,8 @@ import typing
 from pathlib import Path
 
 import numpy as np
-from fastcore.basics import patch
 
-from .basics import default_device, markdown_table, save_figure, write_json, write_text
+from .basics import default_device, markdown_table, patch, save_figure, write_json, write_text
 from .claims import Check, check_to_dict, verdict
 from .paper import CLAIMS
 from .config import canonical, TrainConfig
@@ -345,7 +344,7 @@ def seed_points(ax, x, estimates, color="k"):
         if e is not None and e.n > 1:
             ax.scatter([xi] * e.n, e.values, s=14, facecolors="none", edgecolors=color, linewidths=0.8, zorder=3)
 
-# %% ../nbs/21_experiments.ipynb #1c997556
+# %% ../nbs/21_experiments.ipynb #2f3f6cdd
 ORDERING_COLORS = {"multiple_pass": "C0", "cumulative": "C1", "single_pass": "C2", "hybrid": "C3", "subset": "C4"}
 
 def ordering_color(ordering: str) -> str:
@@ -355,6 +354,7 @@ def ordering_color(ordering: str) -> str:
         raise ValueError(f"Unknown ordering {ordering!r}. Valid: {', '.join(ORDERING_COLORS)}.")
     return ORDERING_COLORS[name]
 
+# %% ../nbs/21_experiments.ipynb #b6254cf1
 def ordering_curves(ax, curves: dict):
     """Curves over training on `ax`, one per ordering ({ordering: (x, seeds x len(x) values)}), each in its
     `ordering_color`: the mean with a label, a thin line per seed and a band of ± 1 std."""

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-from fastcore.basics import patch
+
+from .basics import patch
 
 # %% auto #0
 __all__ = ['STRATEGIES', 'MIN_BATCHES_PER_CHUNK', 'chunk_bounds', 'subset_size', 'check_ordering', 'default_chunks', 'Ordering',
@@ -22,11 +23,12 @@ MIN_BATCHES_PER_CHUNK = 4
 
 def _is_int(x): return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
-# %% ../nbs/11_orderings.ipynb #2aa56c5f
+# %% ../nbs/11_orderings.ipynb #404deddb
 def chunk_bounds(n, chunks) -> list[int]:
     "Where `n` images are cut into `chunks` chunks: chunk k is [n k // chunks, n (k + 1) // chunks), the authors' cut."
     return [n * k // chunks for k in range(chunks + 1)]
 
+# %% ../nbs/11_orderings.ipynb #cf1df86f
 def subset_size(n, fraction) -> int:
     """Images in the fixed subset of `fraction` of `n`: rounded up, as the authors' code slices the last
     `-N k // E` indices (floor of a negative number: ceil(N k / E)); `fraction` read as the ratio it spells (0.1 = 1/10,

@@ -238,16 +238,17 @@ def compare_runs(a: dict, b: dict, measures=COMPARED) -> list[dict]:
              if a[r].get(m) not in (None, "") and b[r].get(m) not in (None, "")}
         if not d: continue
         worst = max(d, key=d.get)
-        out.append(dict(measure=m, runs=len(d), equal=sum(v == 0 for v in d.values()),
+        out.append(dict(measure=m, shared=len(d), equal=sum(v == 0 for v in d.values()),
                         mean_abs_diff=sum(d.values()) / len(d), max_abs_diff=d[worst], largest=worst))
     return out
 
-# %% ../nbs/22_report.ipynb #c20d6b1c
+# %% ../nbs/22_report.ipynb #92eef51b
 def _recorded_claims(folder) -> dict:
     "(experiment, claim) -> the claim as its experiment recorded it last, for every `e*/claims.json` under `folder`."
     return {(f.parent.name, c["claim"]): c for f in sorted(Path(folder).glob("e*/claims.json"))
             for c in read_json(f, {}).get("claims", [])}
 
+# %% ../nbs/22_report.ipynb #a6e0ff5d
 def compare_claims(a, b) -> list[dict]:
     """Each claim that an experiment of either folder recorded: its verdict in each ('not recorded' where it did not
     run) and the checks whose outcome differs ('what: yes / no')."""
@@ -274,8 +275,8 @@ def compare_reproductions(a, b) -> str:
              f"- A: `{a}`. {machine_line(a) or 'Machine not recorded.'}",
              f"- B: `{b}`. {machine_line(b) or 'Machine not recorded.'}", "",
              "## The runs both hold", ""]
-    lines += [markdown_table(["measure", "runs", "equal", "mean abs difference", "largest", "its run"],
-                             [[r["measure"], r["runs"], r["equal"], f"{r['mean_abs_diff']:.4g}",
+    lines += [markdown_table(["measure", "runs in both", "equal", "mean abs difference", "largest", "its run"],
+                             [[r["measure"], r["shared"], r["equal"], f"{r['mean_abs_diff']:.4g}",
                                f"{r['max_abs_diff']:.4g}", r["largest"]] for r in runs]) if runs
               else "No run in common (other settings, or other run keys)."]
     lines += ["", f"## The claims: {same} of {len(claims)} verdicts the same", "",

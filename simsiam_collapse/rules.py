@@ -54,11 +54,12 @@ def describe(rows, value="accuracy", **where) -> str:
     split = f"; {k} of {len(known)} seeds in near-total collapse" if k and len(known) > 1 else ""
     return e.format(per_seed=True) + split
 
-# %% ../nbs/16_rules.ipynb #7f765334
+# %% ../nbs/16_rules.ipynb #d0f1adcd
 def _values(rows, field) -> list:
     "The distinct values of `field` in `rows`, in the order they first appear."
     return list(dict.fromkeys(r[field] for r in rows))
 
+# %% ../nbs/16_rules.ipynb #67b1c090
 def _rho_check(what, rho, threshold, at_least=True) -> Check:
     "Spearman's rho against a threshold; undecided when rho is NaN (fewer than two distinct values on a side)."
     holds = None if np.isnan(rho) else bool(rho >= threshold if at_least else rho <= threshold)
