@@ -79,7 +79,7 @@ def _gap(rows, method) -> Estimate | None:
 def e1_checks(rows) -> dict[int, list[Check]]:
     """Claim 1 from E1's linear probes (rows: method, backbone, seed, accuracy): SimSiam's ResNet-50 above each smaller
     ResNet, and SimSiam's gap from ResNet-50 to the smaller ones wider than BYOL's where BYOL was trained (a scale
-    may leave BYOL out of E1: E8 and E11 compare the two methods at equal settings)."""
+    may leave BYOL out of E1: E11 compares the two methods at equal doses, E8 by collapse)."""
     simsiam = [r for r in rows if r["method"] == "simsiam"]
     small = [a for a in SMALL_NETWORKS if a in _values(simsiam, "backbone")] or list(SMALL_NETWORKS)
     checks = [
