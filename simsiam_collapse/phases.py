@@ -10,7 +10,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .claims import ANTI_RHO, CONFIDENCE, LOO_R2, Check, fit_accuracy_predictor, spearman
+from simsiam_collapse.claims import (
+    ANTI_RHO,
+    CONFIDENCE,
+    LOO_R2,
+    POWER_Z,
+    Check,
+    fit_accuracy_predictor,
+    seeds_to_decide,
+    spearman,
+)
 from .paper import PAPER_SWITCH
 
 # %% auto #0
@@ -160,14 +169,12 @@ def dose_ratio(a_rows, b_rows, floor, value="accuracy", resamples=BOOTSTRAP_RESA
     return DoseRatio(float(np.exp(observed)), float(low), float(high), float(p))
 
 # %% ../nbs/19_phases.ipynb #4abb7012
-def seeds_for_power(r: DoseRatio, seeds_now: int, target=1.0, power_z=1.96 + 0.84) -> int | None:
+def seeds_for_power(r: DoseRatio, seeds_now: int, target=1.0, power_z=POWER_Z) -> int | None:
     """Seeds per dose for 80 % power to tell the ratio of `r` from `target` (1: a difference; a margin such as x1.1: a
     difference smaller than it), if it stays as measured; None: no distance to cover, or a bound off the ladder."""
     if not (0 < r.low <= r.high < math.inf and 0 < r.ratio < math.inf): return None  # a bound off the ladder
     spread = (math.log(r.high) - math.log(r.low)) / (2 * 1.96)  # the bootstrap's standard error of the log ratio
-    effect = abs(math.log(r.ratio) - math.log(target))
-    if not effect > 0 or not math.isfinite(spread): return None
-    return max(2, math.ceil(seeds_now * (power_z * spread / effect) ** 2))
+    return seeds_to_decide(spread, abs(math.log(r.ratio) - math.log(target)), seeds_now, power_z)
 
 # %% ../nbs/19_phases.ipynb #8eee9bef
 def plot_phase_diagram(ax, conditions: dict, floor=None, value="accuracy", colors=None):
