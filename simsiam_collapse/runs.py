@@ -167,19 +167,26 @@ def progress_file(store_root) -> Path:
     return root.with_name(root.name + ".progress.json")
 
 # %% ../nbs/13_runs.ipynb #14354f70
-def _git_commit():
-    "The commit of the source checkout the package runs from (None when it is not a git checkout)."
+def _git(*args, cwd=None) -> str | None:
+    "What git `args` prints in the source checkout the package runs from (or `cwd`); None outside a git checkout."
     import subprocess
 
     try:
-        return (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-            ).stdout.strip()
-            or None
-        )
+        done = subprocess.run(["git", *args], cwd=cwd or Path(__file__).parent, capture_output=True, text=True,
+                              timeout=5)
     except (OSError, subprocess.SubprocessError, NameError):
         return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+def _git_commit(cwd=None) -> str | None:
+    "The commit of the source checkout (None outside one)."
+    return _git("rev-parse", "HEAD", cwd=cwd) or None
+
+def _uncommitted(cwd=None) -> bool | None:
+    """Whether tracked files of the checkout differ from its commit (then the commit alone does not name the code
+    that ran); None outside a checkout."""
+    status = _git("status", "--porcelain", "--untracked-files=no", cwd=cwd)
+    return None if status is None else bool(status)
 
 # %% ../nbs/13_runs.ipynb #7a91c572
 def _installed_version() -> str | None:
@@ -188,12 +195,14 @@ def _installed_version() -> str | None:
     except metadata.PackageNotFoundError: return None
 
 def environment(device="cpu", world_size=1, precision=None) -> dict:
-    "Versions (and the source commit), machine, device and precision, recorded next to every output."
+    """Versions (the source commit, and whether its files were edited), machine, device and precision, recorded next to
+    every output."""
     import torchvision
     device = torch.device(device)
     return dict(
         simsiam_collapse=_installed_version(),
         commit=_git_commit(),
+        uncommitted_changes=_uncommitted(),
         python=platform.python_version(),
         torch=torch.__version__,
         torchvision=torchvision.__version__,
