@@ -9,13 +9,13 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.stats import spearmanr
+from scipy.stats import norm, spearmanr
 from scipy.stats import t as student_t
 
 from .paper import CLAIMS
 
 # %% auto #0
-__all__ = ['VERDICTS', 'CONFIDENCE', 'RISE_RHO', 'ANTI_RHO', 'LOO_R2', 'NEAR_TOTAL_COLLAPSE', 'EFFECT_MARGIN', 'POWER_Z',
+__all__ = ['VERDICTS', 'CONFIDENCE', 'RISE_RHO', 'ANTI_RHO', 'LOO_R2', 'NEAR_TOTAL_COLLAPSE', 'EFFECT_MARGIN', 'POWER',
            'CLAIM_SOURCES', 'DIAGRAM', 'Estimate', 'Check', 'Difference', 'seeds_to_decide', 'beyond_noise',
            'no_more_than', 'spearman', 'verdict', 'check_from_dict', 'check_to_dict', 'AccuracyPredictor', 'fit_linear',
            'fit_accuracy_predictor', 'merge_claims']
@@ -34,7 +34,7 @@ NEAR_TOTAL_COLLAPSE = 0.95
 # points of accuracy: an advantage shown to be smaller than this is none at this scale (the paper's effects are
 # 14-38 points; the one-dose effects judged at CPU scale are 1-3 points, the study's phase G)
 EFFECT_MARGIN = 2.0
-POWER_Z = 1.96 + 0.84  # 80 % power at a two-sided 5 % level (normal approximation): the seeds an undecided check needs
+POWER = 0.8  # an undecided check says the seeds that would decide it with this power, if it stays as measured
 
 # %% ../nbs/15_claims.ipynb #837952a0
 def _decimals(*values) -> int:
@@ -92,6 +92,7 @@ class Difference:
     basis: str
     se: float = 0.0  # the standard error of diff
     seeds: int = 0  # seeds a side (the smaller side), or seed pairs
+    df: float = math.inf  # the t interval's degrees of freedom
 
     @classmethod
     def of(cls, a: Estimate, b: Estimate, paired=False) -> Difference | None:
@@ -105,21 +106,29 @@ class Difference:
             half = student_t.ppf(q, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
             se = float(d.std(ddof=1) / np.sqrt(len(d)))
             return cls(float(d.mean()), float(d.mean() - half), float(d.mean() + half), f"{len(d)} seed pairs", se,
-                       len(d))
+                       len(d), len(d) - 1)
         if a.std is None or b.std is None: return None
         va, vb, diff = a.std ** 2 / a.n, b.std ** 2 / b.n, a.mean - b.mean
         basis, seeds = f"{a.n} + {b.n} seeds", min(a.n, b.n)
         if va + vb == 0: return cls(diff, diff, diff, basis, 0.0, seeds)
         df = (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))  # Welch-Satterthwaite
         half = student_t.ppf(q, df) * np.sqrt(va + vb)
-        return cls(diff, float(diff - half), float(diff + half), basis, float(np.sqrt(va + vb)), seeds)
+        return cls(diff, float(diff - half), float(diff + half), basis, float(np.sqrt(va + vb)), seeds, float(df))
 
 # %% ../nbs/15_claims.ipynb #2ebe4b16
-def seeds_to_decide(spread: float, effect: float, seeds_now: int, power_z=POWER_Z) -> int | None:
-    """Seeds (a side, or pairs) for 80 % power to tell a difference `effect` away from a bound, when its standard error
-    is `spread` at `seeds_now` seeds and shrinks as 1/sqrt(n); None without a distance to cover."""
+def seeds_to_decide(spread: float, effect: float, seeds_now: int, df=math.inf) -> int | None:
+    """Seeds (a side, or pairs) for `POWER` to tell a difference `effect` away from a bound at `CONFIDENCE`, when its
+    standard error is `spread` at `seeds_now` seeds and shrinks as 1/sqrt(n), and the t interval's degrees of freedom
+    (`df` at `seeds_now`; inf: the normal approximation) grow with the seeds; None without a distance to cover, or
+    beyond 100,000."""
     if not (effect > 0 and math.isfinite(spread) and spread > 0): return None
-    return max(2, math.ceil(seeds_now * (power_z * spread / effect) ** 2))
+    q = (1 + CONFIDENCE) / 2
+    n = max(2, math.ceil(seeds_now * ((norm.ppf(q) + norm.ppf(POWER)) * spread / effect) ** 2))  # t needs more
+    if n > 100_000: return None
+    while True:
+        dfn = df if math.isinf(df) else df * (n - 1) / max(seeds_now - 1, 1)
+        if (student_t.ppf(q, dfn) + student_t.ppf(POWER, dfn)) * spread * math.sqrt(seeds_now / n) <= effect: return n
+        n += 1
 
 # %% ../nbs/15_claims.ipynb #f6535071
 def beyond_noise(what, a: Estimate | None, b: Estimate | None, unit=" points", paired=False, margin=None) -> Check:
@@ -140,8 +149,9 @@ def beyond_noise(what, a: Estimate | None, b: Estimate | None, unit=" points", p
     numbers += f"; margin {margin:g}{unit}" if margin else ""
     if diff.high < margin: return Check(what, False, numbers)
     bounds = [0.0] + ([margin] if diff.diff < margin else [])  # show it above zero, or below the margin
-    need = min((n for t in bounds if (n := seeds_to_decide(diff.se, abs(diff.diff - t), diff.seeds))), default=None)
-    return Check(what, None, numbers + (f"; {need} seeds a side for 80 % power to decide" if need else ""))
+    needs = [seeds_to_decide(diff.se, abs(diff.diff - t), diff.seeds, diff.df) for t in bounds]
+    need = min((n for n in needs if n), default=None)
+    return Check(what, None, numbers + (f"; {need} seeds a side for {100 * POWER:g} % power to decide" if need else ""))
 
 # %% ../nbs/15_claims.ipynb #170a46e6
 def no_more_than(what, a: Estimate | None, b: Estimate | None, margin=EFFECT_MARGIN, unit=" points",

@@ -14,7 +14,6 @@ from simsiam_collapse.claims import (
     ANTI_RHO,
     CONFIDENCE,
     LOO_R2,
-    POWER_Z,
     Check,
     fit_accuracy_predictor,
     seeds_to_decide,
@@ -169,12 +168,12 @@ def dose_ratio(a_rows, b_rows, floor, value="accuracy", resamples=BOOTSTRAP_RESA
     return DoseRatio(float(np.exp(observed)), float(low), float(high), float(p))
 
 # %% ../nbs/19_phases.ipynb #4abb7012
-def seeds_for_power(r: DoseRatio, seeds_now: int, target=1.0, power_z=POWER_Z) -> int | None:
+def seeds_for_power(r: DoseRatio, seeds_now: int, target=1.0) -> int | None:
     """Seeds per dose for 80 % power to tell the ratio of `r` from `target` (1: a difference; a margin such as x1.1: a
     difference smaller than it), if it stays as measured; None: no distance to cover, or a bound off the ladder."""
     if not (0 < r.low <= r.high < math.inf and 0 < r.ratio < math.inf): return None  # a bound off the ladder
     spread = (math.log(r.high) - math.log(r.low)) / (2 * 1.96)  # the bootstrap's standard error of the log ratio
-    return seeds_to_decide(spread, abs(math.log(r.ratio) - math.log(target)), seeds_now, power_z)
+    return seeds_to_decide(spread, abs(math.log(r.ratio) - math.log(target)), seeds_now)
 
 # %% ../nbs/19_phases.ipynb #8eee9bef
 def plot_phase_diagram(ax, conditions: dict, floor=None, value="accuracy", colors=None):
