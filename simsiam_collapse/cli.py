@@ -117,27 +117,29 @@ def _kernel_manager(socket_dir):
 
 # %% ../nbs/23_cli.ipynb #b562ffe8
 def reproduce(scale="mini", only=None, *, data_root=None, out="reproduction", device="auto", notebooks=None,
-              force=False, jobs=None, wait=False) -> list[dict]:
+              force=False, jobs=None, wait=False, threads=None) -> list[dict]:
     """Run the experiment notebooks with papermill in `experiment_notebooks` order; write executed notebooks, figures,
     tables and REPORT.md under `out`. A finished notebook (same scale) is skipped unless `force`; a failing one is
-    recorded and the rest still run. `jobs` training runs of a notebook run in parallel (None: chosen from the cores).
+    recorded and the rest still run. `jobs` training runs of a notebook run in parallel (None: chosen from the cores),
+    each on `threads` torch threads (None: the scale's; another number sums in another order: the same runs perturbed).
     One reproduction per `out` at a time: another fails at once naming the holder, or queues behind it with `wait`."""
     if scale not in SCALES: raise ValueError(f"Unknown scale {scale!r}. Valid: {', '.join(SCALES)}.")
-    if jobs is not None and not (isinstance(jobs, int) and jobs >= 1):
-        raise ValueError(f"jobs={jobs!r} is not valid: a positive integer, or None.")
+    for name, n in (("jobs", jobs), ("threads", threads)):
+        if n is not None and not (isinstance(n, int) and n >= 1):
+            raise ValueError(f"{name}={n!r} is not valid: a positive integer, or None.")
     out = Path(out)
     nbs = experiment_notebooks(notebooks, only)
     with directory_lock(out, wait, what="reproduce"):
-        return _reproduce_locked(scale, nbs, data_root, out, device, force, jobs)
+        return _reproduce_locked(scale, nbs, data_root, out, device, force, jobs, threads)
 
 # %% ../nbs/23_cli.ipynb #a5fe191a
-def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs):
+def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs, threads):
     out = out.resolve()  # papermill runs each notebook from inside `out`
     where = default_device(device)
     precision = resolve_precision(SCALES[scale].train.get("precision", "auto"), where)[1]
     write_json(out/ENVIRONMENT,
                dict(environment(where, precision=precision), scale=scale, data_root=str(resolve_data_root(data_root)),
-                    jobs=jobs))
+                    jobs=jobs, threads=threads))
     state_file = out/"reproduce.json"
     state = read_json(state_file) or {}
     if state.get("scale") not in (None, scale):
@@ -153,6 +155,7 @@ def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs):
             results.append(dict(prev, skipped=True)); continue
         t0, target = time.time(), out/nb.name
         params = dict(scale=scale, data_root=data_root, device=device, out_dir=str(out), jobs=jobs,
+                      **({} if threads is None else dict(threads=threads)),
                       **SCALES[scale].plan.get(nb.stem.split("_")[0], {}))
         try:
             with _RunsBar(progress_file(run_store(out)), nb.stem), tempfile.TemporaryDirectory() as sockets:
@@ -161,17 +164,8 @@ def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs):
             status, error = "done", ""
         except Exception as e:
             status, error = "failed", "".join(traceback.format_exception_only(e))
-        results.append(
-            dict(
-                experiment=nb.stem,
-                title=experiment_title(nb),
-                status=status,
-                seconds=time.time() - t0,
-                output=nb.name,
-                html=_render(target),
-                error=error,
-            )
-        )
+        results.append(dict(experiment=nb.stem, title=experiment_title(nb), status=status, seconds=time.time() - t0,
+                            output=nb.name, html=_render(target), error=error))
         done[nb.stem] = results[-1]
         write_json(state_file, state)
         write_report(out, list(done.values()), scale)  # after each notebook, so a kill loses nothing already done
@@ -275,7 +269,7 @@ def _reproduce_command(args):
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     results = reproduce(
         args.scale, only, data_root=args.data_root, out=args.out, device=args.device, force=args.force, jobs=args.jobs,
-        wait=args.wait,
+        wait=args.wait, threads=args.threads,
     )
     failed = [r["experiment"] for r in results if r["status"] == "failed"]
     print(
@@ -334,6 +328,8 @@ def _add_reproduce_parser(sub, fmt):
     rep.add_argument(
         "--jobs", type=int, default=None, help="training runs in parallel (default: chosen from the cores; 1 on a GPU)"
     )
+    rep.add_argument("--threads", type=int, default=None, help="torch threads per training run (default: the scale's); "
+                     "another number sums in another order: the same runs perturbed, into another --out")
     rep.add_argument("--force", action="store_true", help="run notebooks again even when finished")
     rep.add_argument(
         "--wait", action="store_true", help="if another reproduce holds --out, wait for it instead of failing"

@@ -38,10 +38,13 @@ def test_only_takes_ids_with_spaces_and_rejects_unknown_ones(two_notebooks, caps
 def test_a_failing_notebook_makes_the_command_fail_and_force_reruns(two_notebooks, tmp_path, capsys):
     out = tmp_path/"out"
     with pytest.raises(SystemExit) as e:
-        main(["reproduce", "--scale", "smoke", "--only", "e2, e5", "--out", str(out), "--jobs", "1"])
+        main(["reproduce", "--scale", "smoke", "--only", "e2, e5", "--out", str(out), "--jobs", "1", "--threads", "2"])
     assert "failed: e5_architectures" in str(e.value.code)  # a non-zero exit naming the notebook
     env = json.loads((out/"environment.json").read_text())  # the data root as resolved, not the argument's None
-    assert env["data_root"] not in (None, "None") and env["cpu"]["cores"] >= 1
+    assert env["data_root"] not in (None, "None") and env["cpu"]["cores"] >= 1 and env["threads"] == 2
+    injected = [c for c in nbformat.read(out/"e2_dataset_size.ipynb", as_version=4).cells
+                if "injected-parameters" in c.metadata.get("tags", [])]
+    assert "threads = 2" in injected[0].source  # --threads reaches the notebook, which trains its runs on them
     state = json.loads((out/"reproduce.json").read_text())["notebooks"]
     assert state["e2_dataset_size"]["status"] == "done" and state["e5_architectures"]["status"] == "failed"
     with pytest.raises(SystemExit): main(["reproduce", "--scale", "smoke", "--only", "e5", "--out", str(out)])
@@ -52,6 +55,12 @@ def test_a_failing_notebook_makes_the_command_fail_and_force_reruns(two_notebook
     with pytest.raises(SystemExit):
         main(["reproduce", "--scale", "smoke", "--only", "e2,e5", "--out", str(out), "--force"])
     assert (out/"e2_dataset_size.ipynb").stat().st_mtime_ns != first  # --force runs it again
+
+
+@pytest.mark.parametrize("option", ["--jobs", "--threads"])
+def test_a_count_below_one_is_refused_naming_it(option, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e: main(["reproduce", "--scale", "smoke", option, "0", "--out", str(tmp_path)])
+    assert e.value.code == 2 and f"{option[2:]}=0 is not valid: a positive integer, or None." in capsys.readouterr().err
 
 
 def test_a_second_reproduce_on_the_same_out_is_refused(tmp_path, capsys):

@@ -31,7 +31,7 @@ def test_exactly_one_parameters_cell_with_the_common_parameters(exp_id):
     nb = nbformat.read(NOTEBOOKS[exp_id], as_version=4)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
-    for name in ("scale", "dataset", "data_root", "device", "seeds", "jobs", "out_dir"):
+    for name in ("scale", "dataset", "data_root", "device", "seeds", "jobs", "threads", "out_dir"):
         assert f"\n{name}: " in "\n" + tagged[0].source, name  # declared with a type, so check_parameters can check it
     after = nb.cells[nb.cells.index(tagged[0]) + 1]
     assert "check_parameters(globals())" in after.source  # the first thing after the parameters
