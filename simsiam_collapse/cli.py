@@ -130,10 +130,10 @@ def reproduce(scale="mini", only=None, *, data_root=None, out="reproduction", de
     out = Path(out)
     nbs = experiment_notebooks(notebooks, only)
     with directory_lock(out, wait, what="reproduce"):
-        return _reproduce_locked(scale, nbs, data_root, out, device, force, jobs, threads)
+        return _reproduce_locked(scale, nbs, data_root, out, device, force, jobs, threads=threads)
 
 # %% ../nbs/23_cli.ipynb #a5fe191a
-def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs, threads):
+def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs, *, threads=None):
     out = out.resolve()  # papermill runs each notebook from inside `out`
     where = default_device(device)
     precision = resolve_precision(SCALES[scale].train.get("precision", "auto"), where)[1]
