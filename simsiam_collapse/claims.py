@@ -103,8 +103,8 @@ class Difference:
             by_seed = dict(zip(b.seeds, b.values))
             d = np.array([v - by_seed[s] for s, v in zip(a.seeds, a.values) if s in by_seed])
             if len(d) < 2: return None
-            half = student_t.ppf(q, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
             se = float(d.std(ddof=1) / np.sqrt(len(d)))
+            half = student_t.ppf(q, len(d) - 1) * se
             return cls(float(d.mean()), float(d.mean() - half), float(d.mean() + half), f"{len(d)} seed pairs", se,
                        len(d), len(d) - 1)
         if a.std is None or b.std is None: return None
