@@ -52,19 +52,23 @@ def save_atomically(obj, path):
     "`torch.save(obj)` to `path`, whole or not at all (a checkpoint)."
     publish(path, lambda f: torch.save(obj, f))
 
+# %% ../nbs/01_basics.ipynb #5c6d16b6
 def write_json(path, obj):
     "`obj` as indented JSON at `path`, whole or not at all."
     publish(path, lambda f: f.write(json.dumps(obj, indent=1, default=str).encode()))
 
+# %% ../nbs/01_basics.ipynb #0896bb95
 def read_json(path, default=None):
     "The JSON at `path`; `default` when the file is missing or not (yet) valid JSON."
     try: return json.loads(Path(path).read_text())
     except (OSError, ValueError): return default
 
+# %% ../nbs/01_basics.ipynb #238ae281
 def save_array(path, array):
     "`np.save(array)` to `path`, whole or not at all."
     publish(path, lambda f: np.save(f, array))
 
+# %% ../nbs/01_basics.ipynb #871ff989
 def write_text(path, text):
     "`text` (UTF-8) at `path`, whole or not at all: a new file replaces the old, never edited in place."
     publish(path, lambda f: f.write(text.encode("utf-8")))
@@ -87,6 +91,7 @@ def resize_center_crop(x, size, resize=None):
     top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
     return x[..., top:top + size, left:left + size]
 
+# %% ../nbs/01_basics.ipynb #fb1ff589
 def resize_center_crop_image(img, size):
     "`resize_center_crop` of one uint8 C x H x W image, back to uint8."
     if img.shape[-2:] == (size, size): return img

@@ -182,6 +182,7 @@ def verdict(checks) -> str:
 # %% ../nbs/15_claims.ipynb #d7dafdd9
 def check_from_dict(d) -> Check: return Check(d["what"], d["holds"], d.get("numbers", ""))
 
+# %% ../nbs/15_claims.ipynb #3650e4ba
 def check_to_dict(c: Check) -> dict: return asdict(c)
 
 # %% ../nbs/15_claims.ipynb #bcd53394
@@ -214,6 +215,7 @@ def fit_linear(y, *columns) -> AccuracyPredictor:
     sst = ((y - y.mean()) ** 2).sum()
     return AccuracyPredictor(coef, 1 - (resid**2).sum() / sst, 1 - (loo_resid**2).sum() / sst, y - loo_resid, len(y))
 
+# %% ../nbs/15_claims.ipynb #a019746d
 def fit_accuracy_predictor(loss, auc, accuracy) -> AccuracyPredictor:
     "Fit `AccuracyPredictor` (accuracy ~ loss + AUC) on one value per trained model; needs at least 4 models."
     return fit_linear(accuracy, loss, auc)

@@ -159,6 +159,7 @@ def resolved(self: TrainConfig) -> TrainConfig:
     if d.get("warmup_epochs", 0) is None: d["warmup_epochs"] = max(0, round(0.1 * self.epochs))
     return dataclasses.replace(self, **d)
 
+# %% ../nbs/12_config.ipynb #2b97ae65
 @patch
 def to_dict(self: TrainConfig): return dataclasses.asdict(self)
 
@@ -177,6 +178,7 @@ def from_dict(cls: TrainConfig, d, source=None):
         )
     return cls(**d)
 
+# %% ../nbs/12_config.ipynb #8e15b109
 @patch(cls_method=True)
 def load(cls: TrainConfig, path) -> TrainConfig:
     "The config saved at `path` (a run's `config.json`); a clear error names the file when it is not a valid one."

@@ -50,6 +50,7 @@ def cache_dir() -> Path:
 class DataNotFoundError(FileNotFoundError):
     "A data set could not be found or fetched; the message lists every place tried and the ways to fix it."
 
+# %% ../nbs/02_datasets.ipynb #129bc0be
 class ImageReadError(OSError):
     "An image file could not be decoded; the message names the file."
 

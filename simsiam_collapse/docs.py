@@ -54,6 +54,7 @@ def rewrite_links(page_html, page) -> str:
     fix = lambda m: m[1] + html.escape(site_link(html.unescape(m[2]), page)) + m[3]
     return TAG.sub(lambda tag: LINK.sub(fix, tag[0]), page_html)
 
+# %% ../nbs/24_docs.ipynb #dae81f43
 def relative_links(page_html) -> list[str]:
     """The targets of a page's `href` and `src` that point into the site (no scheme, no bare anchor), anchors and
     queries cut off."""
@@ -91,6 +92,7 @@ def nav_html(sections, page) -> str:
               f'<script>{SEARCH_SCRIPT % json.dumps(root)}</script>')
     return f'{style}<nav class="site">{search}{"".join(parts)}</nav>'
 
+# %% ../nbs/24_docs.ipynb #39605428
 def with_nav(page_html, nav) -> str:
     "`page_html` with `nav` right after its `<body>` tag."
     if not (m := re.search(r"<body[^>]*>", page_html)):

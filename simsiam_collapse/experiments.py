@@ -142,6 +142,7 @@ def config(self: Experiment, **overrides) -> TrainConfig:
         cfg = dataclasses.replace(cfg, checkpoint_every=0)
     return cfg
 
+# %% ../nbs/21_experiments.ipynb #a66438a9
 @patch
 def run(self: Experiment, **overrides) -> dict:
     "Train (or reuse) the run of `config(**overrides)`, evaluate it, return one row: its settings and results."
@@ -153,6 +154,7 @@ def run(self: Experiment, **overrides) -> dict:
                 switch_epoch=cfg.switch_epoch, seed=cfg.seed, run=run_dir.name,
                 **{k: v for k, v in result.items() if k != "settings"})
 
+# %% ../nbs/21_experiments.ipynb #75d02646
 @patch
 def run_many(self: Experiment, overrides: list[dict]) -> list[dict]:
     """The rows of `run(**o)` for every `o` in `overrides`, the missing runs trained `jobs` at a time first
@@ -168,6 +170,7 @@ def run_many(self: Experiment, overrides: list[dict]) -> list[dict]:
     )
     return [self.run(**o) for o in overrides]
 
+# %% ../nbs/21_experiments.ipynb #611ead3b
 @patch
 def finished(self: Experiment, method=None) -> list:
     """(config, run folder) of every finished run in the store trained at this scale's settings on this data set
@@ -195,11 +198,13 @@ def table(self: Experiment, rows, columns, name, floatfmt=".3f") -> str:
     write_text(self.out/f"{name}.md", md + "\n")
     return md
 
+# %% ../nbs/21_experiments.ipynb #eacc7731
 @patch
 def figure(self: Experiment, fig, name) -> None:
     "Save a matplotlib figure as PNG and PDF under the experiment's folder (`name`.png, `name`.pdf)."
     save_figure(fig, self.out/name)
 
+# %% ../nbs/21_experiments.ipynb #84cf8568
 @patch
 def label(self: Experiment) -> str:
     "What every figure title says: data set and scale."
@@ -231,6 +236,7 @@ def claim(self: Experiment, number, checks: list[Check], halves=None) -> str:
     )
     return v
 
+# %% ../nbs/21_experiments.ipynb #1bec1063
 @patch
 def judge(self: Experiment, rule, rows, **kwargs) -> dict:
     """Record the claims that `rule(rows, **kwargs)` (an `e*_checks` of `claims`) decides, on every seed and, with
@@ -249,6 +255,7 @@ def judge(self: Experiment, rule, rows, **kwargs) -> dict:
         self.claim(claim, cs, halves)
     return checks
 
+# %% ../nbs/21_experiments.ipynb #4cc6c64e
 @patch
 def summary(self: Experiment, markdown):
     """The notebook's closing section (ours beside the paper's, with the checks), kept for REPORT.md and shown

@@ -54,6 +54,7 @@ def participation_ratio(eigenvalues) -> float:
 class UndefinedMeasure(ValueError):
     "A measure that has no value on these features (e.g. alpha-ReQ of a rank-3 representation); the message says why."
 
+# %% ../nbs/07_measures.ipynb #a03ff44c
 class UndefinedMeasureWarning(UserWarning):
     "`label_free_measures` reported a measure as NaN: the warning gives the measure and the reason."
 
@@ -127,6 +128,7 @@ class Spectra(NamedTuple):
         s = singular_values(x)
         return cls(x, s, singular_values(x, center=False), s ** 2 / (len(x) - 1))
 
+# %% ../nbs/07_measures.ipynb #d9a6144b
 @dataclass(frozen=True)
 class Measure:
     "One label-free measure: its value, how a table heads and writes it, and which way means more collapse."

@@ -42,6 +42,7 @@ def simsiam_prediction_head(dim=2048, hidden_dim=512) -> nn.Sequential:
     "SimSiam's predictor, a bottleneck: Linear(2048, 512, no bias)-BN-ReLU-Linear(512, 2048)."
     return mlp([dim, hidden_dim, dim])
 
+# %% ../nbs/05_methods.ipynb #cb04a40b
 def byol_projection_head(in_dim, hidden_dim=4096, out_dim=256) -> nn.Sequential:
     "BYOL's projector (and its predictor, from 256): Linear(f, 4096)-BN-ReLU-Linear(4096, 256), no final BN."
     return mlp([in_dim, hidden_dim, out_dim], last_bias=False)

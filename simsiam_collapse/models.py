@@ -18,6 +18,7 @@ __all__ = ['BLOCKS', 'STEMS', 'PRESETS', 'conv3x3', 'conv1x1', 'BasicBlock', 'Bo
 # %% ../nbs/04_models.ipynb #4ea421e2
 def conv3x3(cin, cout, stride=1): return nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False)
 
+# %% ../nbs/04_models.ipynb #8da564ae
 def conv1x1(cin, cout, stride=1): return nn.Conv2d(cin, cout, 1, stride, bias=False)
 
 # %% ../nbs/04_models.ipynb #94e3f3a9

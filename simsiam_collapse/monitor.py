@@ -42,6 +42,7 @@ def describe_measurement(record: dict) -> str:
             f"RankMe {f('rankme')} of {record['feature_dim']}, std of normalised features {f('std_l2')}, on "
             f"{record['images']} images")
 
+# %% ../nbs/08_monitor.ipynb #0dd10d30
 def print_measurement(record: dict): print(describe_measurement(record))
 
 # %% ../nbs/08_monitor.ipynb #77c7a591

@@ -128,6 +128,7 @@ def pool(self: Ordering, epoch) -> np.ndarray:
     bounds, c = chunk_bounds(self.n, self.num_chunks), self.chunk_of_epoch(epoch)
     return perm[bounds[c] if phase == "single_pass" else 0:bounds[c + 1]]
 
+# %% ../nbs/11_orderings.ipynb #e7de00d9
 @patch
 def epoch_indices(self: Ordering, epoch) -> np.ndarray:
     """The `steps_per_epoch * batch_size` image indices of epoch `epoch`: the pool reshuffled (seeded by (seed,
@@ -137,6 +138,7 @@ def epoch_indices(self: Ordering, epoch) -> np.ndarray:
     rng = np.random.default_rng([self.seed, 11, epoch])
     return np.concatenate([rng.permutation(pool)[:whole] for _ in range(-(-need // whole))])[:need]
 
+# %% ../nbs/11_orderings.ipynb #90d068b5
 @patch
 def batches(self: Ordering, epoch, rank=0, world_size=1) -> list[np.ndarray]:
     "The global batches of `epoch`, or this rank's share of each (`batch_size` must divide by `world_size`)."

@@ -77,6 +77,7 @@ class CriticalDose:
             f"{d:.{digits - 1}e}"
         return f(self.dose) if math.isinf(self.dose) else f"{f(self.dose)} [{f(self.low)}, {f(self.high)}]"
 
+# %% ../nbs/19_phases.ipynb #f9b5f79d
 def percentiles(draws, q=(2.5, 97.5)) -> tuple[float, float]:
     "The `q` percentiles of bootstrap draws that may be infinite (above the ladder) or NaN (undefined: left out)."
     draws = np.asarray(draws, float)
@@ -140,6 +141,7 @@ class DoseRatio:
         if self.ratio == 0: return f"a within the ladder, b above it, {p}"
         return f"x{self.ratio:.2f} [{self.low:.2f}, {self.high:.2f}], {p}"
 
+# %% ../nbs/19_phases.ipynb #5ef90903
 def _log_ratio(a, b, floor) -> float:
     "log(critical dose of a / that of b) for two {dose: [(seed, value)]}; +-inf off the ladder, NaN if undefined."
     da, db = (critical_dose(*_flat(x), floor) for x in (a, b))
@@ -267,6 +269,7 @@ def loo_r2_permutation_p(loss, auc, accuracy, permutations=PERMUTATIONS, seed=0)
                for _ in range(permutations))
     return (1 + hits) / (1 + permutations)
 
+# %% ../nbs/19_phases.ipynb #268ddca9
 def measure_checks(rows) -> dict[int, list[Check]]:
     "Claims 3 and 4 over `rows` (SimSiam runs of one feature width: accuracy, auc, loss)."
     acc, auc, loss = ([r[k] for r in rows] for k in ("accuracy", "auc", "loss"))

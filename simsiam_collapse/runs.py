@@ -33,6 +33,7 @@ def run_store(out_dir) -> Path:
     "Where a reproduction writing to `out_dir` keeps its runs, one folder each."
     return Path(out_dir)/STORE
 
+# %% ../nbs/13_runs.ipynb #8b23a221
 def _file(name, doc):
     return property(lambda self: self.path/name, doc=f"`{name}`: {doc}")
 
@@ -63,6 +64,7 @@ class RunFolder:
 class TrainingDiverged(RuntimeError):
     "The loss became NaN or inf; the last good checkpoint is kept."
 
+# %% ../nbs/13_runs.ipynb #fc1ba1e5
 class RunLocked(RuntimeError):
     "Another process holds the run (or reproduction) directory."
 
@@ -71,6 +73,7 @@ def write_metrics(run_dir, rows):
     "The run's whole log, one JSON line per row (rewritten from a checkpoint on resume)."
     publish(RunFolder(run_dir).metrics, lambda f: f.write("".join(json.dumps(r) + "\n" for r in rows).encode()))
 
+# %% ../nbs/13_runs.ipynb #ea603137
 def append_metrics(run_dir, row):
     "One log line, appended and flushed to disk (after its checkpoint is published)."
     with open(RunFolder(run_dir).metrics, "a") as f:
@@ -112,6 +115,7 @@ def checkpoint_path(run_dir, epoch) -> Path:
     "The checkpoint after `epoch` completed epochs."
     return RunFolder(run_dir).checkpoint(epoch)
 
+# %% ../nbs/13_runs.ipynb #fd84fc85
 def checkpoint_epochs(run_dir) -> list[int]:
     "The epochs of the checkpoints in `run_dir`, ascending."
     return sorted(int(p.stem.split("_")[1]) for p in RunFolder(run_dir).checkpoints.glob("epoch_*.pt"))
