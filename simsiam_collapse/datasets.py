@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .basics import publish, resize_center_crop_image, save_atomically, squash
+from .basics import patch, publish, resize_center_crop_image, save_atomically, squash
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'CACHE_ENV', 'DOWNLOAD_ENV', 'DATASET_NAMES', 'TRAIN_SIZES', 'SPLITS', 'NORMALIZATION', 'IMAGE_EXTENSIONS',
@@ -114,40 +114,47 @@ class ImageDataset:
     @property
     def image_size(self): return self.images.shape[-1]
 
-    def batch(self, indices):
-        "uint8 images and labels at `indices`."
-        return self.images[indices], self.labels[indices]
-
-    def batches(self, batch_size, indices=None):
-        "Yield (images, labels) in order over `indices` (all images by default)."
-        indices = torch.arange(len(self)) if indices is None else torch.as_tensor(indices)
-        for start in range(0, len(indices), batch_size): yield self.batch(indices[start:start + batch_size])
-
-    def class_balanced_subset(self, n, seed=0) -> ImageDataset:
-        """A fixed subset of `n` images with the classes in their proportions (stratified, seeded), in the original
-        order."""
-        if not (isinstance(n, int) and 2 <= n <= len(self)):
-            raise ValueError(f"n={n!r} is not valid: an integer between 2 and {len(self)}.")
-        if n == len(self): return self
-        idx = np.sort(_stratified_split(self.labels.numpy(), "train", test_size=len(self) - n, seed=seed))
-        return ImageDataset(self.images[idx], self.labels[idx], self.classes, self.name, self.split,
-                            f"{self.source}, class-balanced subset of {n} (seed {seed})", self.mean, self.std)
-
-    def describe(self) -> dict:
-        "What a run records about the data it used."
-        return dict(name=self.name, split=self.split, source=self.source, n=len(self),
-                    shape=list(self.images.shape[1:]), classes=len(self.classes),
-                    mean=list(self.mean), std=list(self.std))
-
     def __repr__(self):
         return (f"ImageDataset({self.name!r}, split={self.split!r}, n={len(self)}, "
                 f"shape={tuple(self.images.shape[1:])}, classes={len(self.classes)}, source={self.source!r})")
+
+# %% ../nbs/02_datasets.ipynb #2fba6614
+@patch
+def batch(self: ImageDataset, indices):
+    "uint8 images and labels at `indices`."
+    return self.images[indices], self.labels[indices]
+
+# %% ../nbs/02_datasets.ipynb #874e3948
+@patch
+def batches(self: ImageDataset, batch_size, indices=None):
+    "Yield (images, labels) in order over `indices` (all images by default)."
+    indices = torch.arange(len(self)) if indices is None else torch.as_tensor(indices)
+    for start in range(0, len(indices), batch_size): yield self.batch(indices[start:start + batch_size])
+
+# %% ../nbs/02_datasets.ipynb #7bc87579
+@patch
+def describe(self: ImageDataset) -> dict:
+    "What a run records about the data it used."
+    return dict(name=self.name, split=self.split, source=self.source, n=len(self),
+                shape=list(self.images.shape[1:]), classes=len(self.classes),
+                mean=list(self.mean), std=list(self.std))
 
 # %% ../nbs/02_datasets.ipynb #335628d7
 def _stratified_split(labels, split, test_size, seed=0):
     from sklearn.model_selection import train_test_split
     train, test = train_test_split(np.arange(len(labels)), test_size=test_size, stratify=labels, random_state=seed)
     return np.sort(train if split == "train" else test)
+
+@patch
+def class_balanced_subset(self: ImageDataset, n, seed=0) -> ImageDataset:
+    """A fixed subset of `n` images with the classes in their proportions (stratified, seeded), in the original
+    order."""
+    if not (isinstance(n, int) and 2 <= n <= len(self)):
+        raise ValueError(f"n={n!r} is not valid: an integer between 2 and {len(self)}.")
+    if n == len(self): return self
+    idx = np.sort(_stratified_split(self.labels.numpy(), "train", test_size=len(self) - n, seed=seed))
+    return ImageDataset(self.images[idx], self.labels[idx], self.classes, self.name, self.split,
+                        f"{self.source}, class-balanced subset of {n} (seed {seed})", self.mean, self.std)
 
 # %% ../nbs/02_datasets.ipynb #d1c893b8
 @functools.lru_cache(maxsize=1)

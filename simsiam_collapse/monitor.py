@@ -14,6 +14,7 @@ from torch import nn
 from simsiam_collapse.collapse import (
     InputBatches, SpectrumAccumulator, collapse_measures, model_device_dtype, model_features, normalized_auc,
 )
+from .basics import patch
 from .measures import MEASURES
 
 # %% auto #0
@@ -64,34 +65,40 @@ class CollapseMonitor:
         x = x.to(device=device, dtype=dtype)
         return model_features(self.features(model, x), x)
 
-    def check(self, model: nn.Module) -> tuple:
-        "Run `features` on one held-out batch (training state untouched) and return the features' shape, or fail."
-        with untouched(model):
-            shape = tuple(self._features(model, next(iter(self.inputs)), *model_device_dtype(model)).shape)
-        self.checked = True
-        return shape
+# %% ../nbs/08_monitor.ipynb #7b396ce7
+@patch
+def check(self: CollapseMonitor, model: nn.Module) -> tuple:
+    "Run `features` on one held-out batch (training state untouched) and return the features' shape, or fail."
+    with untouched(model):
+        shape = tuple(self._features(model, next(iter(self.inputs)), *model_device_dtype(model)).shape)
+    self.checked = True
+    return shape
 
-    def step(self, model: nn.Module) -> dict | None:
-        "Count one training step; on every `every`-th, measure `model` and return the measurement (else None)."
-        if not self.checked: self.check(model)
-        self.steps += 1
-        return self.measure(model) if self.steps % self.every == 0 else None
+# %% ../nbs/08_monitor.ipynb #5a945852
+@patch
+def measure(self: CollapseMonitor, model: nn.Module) -> dict:
+    "Measure `model` now (one pass over the data, in eval mode, the training state restored after)."
+    spectrum, normalised = SpectrumAccumulator(), SpectrumAccumulator(normalize=True)
+    device, dtype = model_device_dtype(model)
+    with untouched(model):
+        for x in self.inputs:
+            f = self._features(model, x, device, dtype)
+            spectrum.update(f); normalised.update(f)
+    m = collapse_measures(spectrum)
+    record = dict(step=self.steps, auc=m["auc"], normalized_auc=normalized_auc(m["auc"], m["feature_dim"]),
+                  rankme=m["rankme"], std_l2=normalised.variances().sqrt().mean().item(),
+                  feature_dim=m["feature_dim"], images=spectrum.n)
+    self.history.append({**record, "spectrum": m["spectrum"]})
+    if self.log is not None: self.log(record)
+    return record
 
-    def measure(self, model: nn.Module) -> dict:
-        "Measure `model` now (one pass over the data, in eval mode, the training state restored after)."
-        spectrum, normalised = SpectrumAccumulator(), SpectrumAccumulator(normalize=True)
-        device, dtype = model_device_dtype(model)
-        with untouched(model):
-            for x in self.inputs:
-                f = self._features(model, x, device, dtype)
-                spectrum.update(f); normalised.update(f)
-        m = collapse_measures(spectrum)
-        record = dict(step=self.steps, auc=m["auc"], normalized_auc=normalized_auc(m["auc"], m["feature_dim"]),
-                      rankme=m["rankme"], std_l2=normalised.variances().sqrt().mean().item(),
-                      feature_dim=m["feature_dim"], images=spectrum.n)
-        self.history.append({**record, "spectrum": m["spectrum"]})
-        if self.log is not None: self.log(record)
-        return record
+# %% ../nbs/08_monitor.ipynb #3ac46d28
+@patch
+def step(self: CollapseMonitor, model: nn.Module) -> dict | None:
+    "Count one training step; on every `every`-th, measure `model` and return the measurement (else None)."
+    if not self.checked: self.check(model)
+    self.steps += 1
+    return self.measure(model) if self.steps % self.every == 0 else None
 
 # %% ../nbs/08_monitor.ipynb #8642c47a
 def lightning_callback(monitor: CollapseMonitor):

@@ -101,21 +101,27 @@ class Ordering:
     @property
     def steps_per_epoch(self): return self.n // self.batch_size
 
-    def permutation(self) -> np.ndarray:
-        "The fixed random order of all images (seeded by `order_seed`, shared by every training seed)."
-        return np.random.default_rng([self.order_seed, 7]).permutation(self.n)
-
-    def chunk(self, c) -> np.ndarray:
-        "Indices of chunk `c` of the permutation, cut where the authors' code cuts it (`chunk_bounds`)."
-        lo, hi = chunk_bounds(self.n, self.num_chunks)[c:c + 2]
-        return self.permutation()[lo:hi]
-
     def chunk_of_epoch(self, epoch): return epoch * self.num_chunks // self.epochs
 
-    def phase(self, epoch) -> str:
-        "The strategy in force at `epoch` (the hybrid's changes at its switch epoch)."
-        if self.strategy != "hybrid": return self.strategy
-        return "single_pass" if epoch < self.switch_epoch else "multiple_pass"
+# %% ../nbs/11_orderings.ipynb #414f3dd6
+@patch
+def permutation(self: Ordering) -> np.ndarray:
+    "The fixed random order of all images (seeded by `order_seed`, shared by every training seed)."
+    return np.random.default_rng([self.order_seed, 7]).permutation(self.n)
+
+# %% ../nbs/11_orderings.ipynb #1656811c
+@patch
+def chunk(self: Ordering, c) -> np.ndarray:
+    "Indices of chunk `c` of the permutation, cut where the authors' code cuts it (`chunk_bounds`)."
+    lo, hi = chunk_bounds(self.n, self.num_chunks)[c:c + 2]
+    return self.permutation()[lo:hi]
+
+# %% ../nbs/11_orderings.ipynb #ead7f7d2
+@patch
+def phase(self: Ordering, epoch) -> str:
+    "The strategy in force at `epoch` (the hybrid's changes at its switch epoch)."
+    if self.strategy != "hybrid": return self.strategy
+    return "single_pass" if epoch < self.switch_epoch else "multiple_pass"
 
 # %% ../nbs/11_orderings.ipynb #445d5060
 @patch
