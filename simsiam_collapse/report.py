@@ -51,17 +51,19 @@ def claim_verdicts(out, ran=None) -> dict:
 # %% ../nbs/22_report.ipynb #ed0ff413
 def machine_line(out) -> str | None:
     """Where a reproduction's numbers were computed: the CPU (model, cores, vector ISA), device and precision, from
-    `out/environment.json`, else from the first experiment's record (`e*/experiment.json`); None without either. Digits
-    differ between CPUs whose kernels sum in another order."""
+    `out/environment.json`, else from the first experiment's record (`e*/experiment.json`), and the torch threads each
+    training run summed on (the experiments' records); None without a machine. Digits differ between CPUs whose
+    kernels sum in another order, and between thread counts on one CPU."""
+    records = [read_json(f, {}) for f in sorted(Path(out).glob("e*/experiment.json"))]
     env = read_json(Path(out)/ENVIRONMENT, None)
-    if env is None:
-        recorded = (read_json(f, {}).get("environment") for f in sorted(Path(out).glob("e*/experiment.json")))
-        env = next(recorded, None)
+    if env is None: env = records[0].get("environment") if records else None
     if not env: return None
     cpu = env.get("cpu") or {}
     isa = ", ".join(cpu.get("isa") or []) or "ISA flags unknown"
+    threads = sorted({t for r in records if (t := (r.get("scale") or {}).get("threads"))})
+    per_run = f", {' or '.join(map(str, threads))} torch thread{'s' if threads != [1] else ''} a run" if threads else ""
     return (f"Computed on {cpu.get('model', env.get('processor', 'an unnamed CPU'))} ({cpu.get('cores', '?')} cores; "
-            f"{isa})" + "".join(f", {k} {env[k]}" for k in ("device", "precision") if env.get(k)) + ".")
+            f"{isa})" + "".join(f", {k} {env[k]}" for k in ("device", "precision") if env.get(k)) + per_run + ".")
 
 # %% ../nbs/22_report.ipynb #4d83ac71
 def runs_table(runs_dir) -> list[dict]:
