@@ -9,11 +9,11 @@ import argparse
 import dataclasses
 import difflib
 import errno
+import json
 import os
 import re
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -31,7 +31,7 @@ from simsiam_collapse.report import (
 )
 from simsiam_collapse.runs import (
     checkpoint_epochs, checkpoint_path, directory_lock, ENVIRONMENT, environment, last_checkpoint, progress_file,
-    read_metrics, run_store, RunFolder, RunLocked, tensorboard_writer, TrainingDiverged,
+    read_metrics, run_store, RunFolder, RunLocked, RunsProgressBar, tensorboard_writer, TrainingDiverged,
 )
 from .scales import SCALES
 
@@ -73,38 +73,6 @@ def _render(executed) -> str:
         print(f"could not render {executed.name} as HTML ({type(e).__name__}: {e}); the report links the notebook")
         return executed.name
 
-# %% ../nbs/23_cli.ipynb #633ca78f
-class _RunsBar:
-    """A bar over the training runs of the notebook being executed, fed by the progress file its kernel's `run_all`
-    writes."""
-    def __init__(self, progress_file: Path, label: str, every=2.0):
-        self.file, self.label, self.every = progress_file, label, every
-        self.stop, self.bar, self.seen = threading.Event(), None, None
-
-    def poll(self):
-        p = read_json(self.file)
-        if not p or p.get("started", 0) < self.since: return  # nothing yet from this notebook
-        if p["started"] != self.seen:  # a new batch of runs (a notebook may train several)
-            self.seen = p["started"]
-            if self.bar is None: self.bar = tqdm(total=p["total"], desc=f"{self.label} runs", unit="run", leave=False)
-            else: self.bar.reset(total=p["total"])
-        # on change only: a log file gets a line per run
-        if p["done"] != self.bar.n: self.bar.update(p["done"] - self.bar.n)
-
-    def watch(self):
-        while not self.stop.wait(self.every):
-            try: self.poll()
-            except (OSError, ValueError, KeyError): pass  # a file being replaced, read next time
-
-    def __enter__(self):
-        self.since = time.time()
-        self.thread = threading.Thread(target=self.watch, daemon=True); self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set(); self.thread.join()
-        if self.bar is not None: self.bar.close()
-
 # %% ../nbs/23_cli.ipynb #353232f8
 def _kernel_manager(socket_dir):
     """Kernels over local IPC sockets in `socket_dir` where the platform has them: nothing listens on the network (and
@@ -115,12 +83,44 @@ def _kernel_manager(socket_dir):
         def __init__(self, **kwargs): super().__init__(transport="ipc", ip=str(Path(socket_dir)/"kernel"), **kwargs)
     return IPCKernelManager
 
+# %% ../nbs/23_cli.ipynb #6db11fc6
+def _execute(nb, target, params, out, sockets):
+    "Execute notebook `nb` into `target` with papermill `params`, from inside `out`; its kernel's sockets in `sockets`."
+    import papermill as pm
+    pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(out), progress_bar=False,
+                        kernel_manager_class=_kernel_manager(sockets))
+
+def _train_named_runs(nbs, params: dict, out: Path, scale: str, *, data_root, device, jobs, threads):
+    """`reproduce`'s first pass: each notebook that trains is executed up to its `run_many`, which names its runs
+    (`PLAN_ENV`); then the runs of all of them train in one pool, longest first. A notebook that fails before naming
+    its runs, or a run that fails, is left to the second pass, which records the failure with its notebook."""
+    from simsiam_collapse.experiments import PLAN_ENV, RunsPlanned
+    from simsiam_collapse.runner import run_all, RunStore
+    training = [nb for nb in nbs if nb.stem.split("_")[0] not in READS_EVERY_RUN]
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = Path(tmp)/"plan.jsonl"
+        os.environ[PLAN_ENV] = str(plan)
+        try:
+            for nb in training:
+                try: _execute(nb, Path(tmp)/nb.name, params[nb], out, tmp)
+                except Exception as e:  # RunsPlanned is the expected stop; the second pass records any other failure
+                    if getattr(e, "ename", None) != RunsPlanned.__name__: print(f"{nb.stem} named no runs: {e!r:.200}")
+        finally: del os.environ[PLAN_ENV]
+        named = plan.read_text().splitlines() if plan.exists() else []
+    if not named: return
+    cfgs = [TrainConfig.from_dict(json.loads(line)) for line in named]
+    print(f"the runs that {len(training)} notebooks name, in one pool; then the notebooks", flush=True)
+    try:
+        per_run = SCALES[scale] if threads is None else dataclasses.replace(SCALES[scale], threads=threads)
+        run_all(RunStore(run_store(out)), cfgs, per_run, device, data_root, jobs, progress=False)
+    except Exception as e: print(f"a run failed ({type(e).__name__}: {e}); its notebook records it", flush=True)
+
 # %% ../nbs/23_cli.ipynb #b562ffe8
 def reproduce(scale="mini", only=None, *, data_root=None, out="reproduction", device="auto", notebooks=None,
               force=False, jobs=None, wait=False, threads=None) -> list[dict]:
     """Run the experiment notebooks with papermill in `experiment_notebooks` order; write executed notebooks, figures,
     tables and REPORT.md under `out`. A finished notebook (same scale) is skipped unless `force`; a failing one is
-    recorded and the rest still run. `jobs` training runs of a notebook run in parallel (None: chosen from the cores),
+    recorded and the rest still run. The notebooks' runs train first, in one pool of `jobs` (None: from the cores),
     each on `threads` torch threads (None: the scale's; another number sums in another order: the same runs perturbed).
     One reproduction per `out` at a time: another fails at once naming the holder, or queues behind it with `wait`."""
     if scale not in SCALES: raise ValueError(f"Unknown scale {scale!r}. Valid: {', '.join(SCALES)}.")
@@ -147,20 +147,18 @@ def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs, *, thread
             f"{out} holds a reproduction at scale {state['scale']!r}: use another --out for scale {scale!r}."
         )
     state["scale"], done = scale, state.setdefault("notebooks", {})
-    import papermill as pm
+    params = {nb: dict(scale=scale, data_root=data_root, device=device, out_dir=str(out), jobs=jobs,
+                       **({} if threads is None else dict(threads=threads)),
+                       **SCALES[scale].plan.get(nb.stem.split("_")[0], {})) for nb in nbs}
+    todo = [nb for nb in nbs if force or done.get(nb.stem, {}).get("status") != "done" or not (out/nb.name).exists()]
+    _train_named_runs(todo, params, out, scale, data_root=data_root, device=device, jobs=jobs, threads=threads)
     results = []
     for nb in tqdm(nbs, desc=f"reproduce ({scale})", unit="notebook"):
-        prev = done.get(nb.stem)
-        if prev and prev["status"] == "done" and not force and (out/nb.name).exists():
-            results.append(dict(prev, skipped=True)); continue
+        if nb not in todo: results.append(dict(done[nb.stem], skipped=True)); continue
         t0, target = time.time(), out/nb.name
-        params = dict(scale=scale, data_root=data_root, device=device, out_dir=str(out), jobs=jobs,
-                      **({} if threads is None else dict(threads=threads)),
-                      **SCALES[scale].plan.get(nb.stem.split("_")[0], {}))
         try:
-            with _RunsBar(progress_file(run_store(out)), nb.stem), tempfile.TemporaryDirectory() as sockets:
-                pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(out), progress_bar=False,
-                                    kernel_manager_class=_kernel_manager(sockets))
+            with RunsProgressBar(progress_file(run_store(out)), nb.stem), tempfile.TemporaryDirectory() as sockets:
+                _execute(nb, target, params[nb], out, sockets)
             status, error = "done", ""
         except Exception as e:
             status, error = "failed", "".join(traceback.format_exception_only(e))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import os
 import time
 import types
 import typing
@@ -26,8 +27,8 @@ from .scales import SCALES, SMOKE_NOTE
 from .runner import run_all, RunStore, train_and_evaluate
 
 # %% auto #0
-__all__ = ['COLUMNS', 'PARAMETER_LIMITS', 'ORDERING_COLORS', 'column_header', 'table_cell', 'Experiment', 'check_parameters',
-           'fraction_axis', 'seed_points', 'ordering_color', 'ordering_curves']
+__all__ = ['COLUMNS', 'PLAN_ENV', 'PARAMETER_LIMITS', 'ORDERING_COLORS', 'column_header', 'table_cell', 'Experiment',
+           'RunsPlanned', 'check_parameters', 'fraction_axis', 'seed_points', 'ordering_color', 'ordering_curves']
 
 # %% ../nbs/21_experiments.ipynb #f8546a05
 COLUMNS = {  # key: (header, format; "%" writes a fraction as a percentage, None writes the value as it is)
@@ -154,20 +155,24 @@ def run(self: Experiment, **overrides) -> dict:
                 switch_epoch=cfg.switch_epoch, seed=cfg.seed, run=run_dir.name,
                 **{k: v for k, v in result.items() if k != "settings"})
 
-# %% ../nbs/21_experiments.ipynb #75d02646
+# %% ../nbs/21_experiments.ipynb #e7bc7a7a
+# `reproduce`'s first pass sets this to a file: `run_many` names its runs there and stops the notebook, so that every
+# notebook's runs train in one pool (no core idles at the end of one notebook while the next one's runs wait)
+PLAN_ENV = "SIMSIAM_COLLAPSE_PLAN"
+
+class RunsPlanned(Exception):
+    "Raised by `run_many` under `PLAN_ENV`: the notebook's runs are named in the plan file, none trained."
+
+# %% ../nbs/21_experiments.ipynb #bf8cdb3b
 @patch
 def run_many(self: Experiment, overrides: list[dict]) -> list[dict]:
     """The rows of `run(**o)` for every `o` in `overrides`, the missing runs trained `jobs` at a time first
-    (`run_all`)."""
-    run_all(
-        self.store,
-        [self.config(**o) for o in overrides],
-        self.scale,
-        self.device,
-        self.data_root,
-        self.jobs,
-        self.progress,
-    )
+    (`run_all`). Under `PLAN_ENV` the configurations are appended to that file and `RunsPlanned` stops the notebook."""
+    cfgs = [self.config(**o) for o in overrides]
+    if os.environ.get(PLAN_ENV):
+        with open(os.environ[PLAN_ENV], "a") as f: f.writelines(json.dumps(c.to_dict()) + "\n" for c in cfgs)
+        raise RunsPlanned(f"{len(cfgs)} runs of {self.id} named in {os.environ[PLAN_ENV]}")
+    run_all(self.store, cfgs, self.scale, self.device, self.data_root, self.jobs, self.progress)
     return [self.run(**o) for o in overrides]
 
 # %% ../nbs/21_experiments.ipynb #611ead3b

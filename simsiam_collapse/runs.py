@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import platform
+import threading
 import time
 import warnings
 from importlib import metadata
@@ -16,14 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from .basics import publish
+from .basics import publish, read_json
 
 # %% auto #0
 __all__ = ['STORE', 'ENVIRONMENT', 'ISA_FLAGS', 'run_store', 'RunFolder', 'TrainingDiverged', 'RunLocked', 'write_metrics',
            'append_metrics', 'directory_lock', 'checkpoint_path', 'checkpoint_epochs', 'last_checkpoint',
-           'load_latest_checkpoint', 'prune_checkpoints', 'read_metrics', 'run_status', 'progress_file', 'environment',
-           'cpu_info', 'tensorboard_writer']
+           'load_latest_checkpoint', 'prune_checkpoints', 'read_metrics', 'run_status', 'progress_file',
+           'RunsProgressBar', 'environment', 'cpu_info', 'tensorboard_writer']
 
 # %% ../nbs/13_runs.ipynb #c438b879
 STORE = "runs"  # a reproduction's run folders, under its output folder
@@ -169,6 +171,38 @@ def progress_file(store_root) -> Path:
     bar): a file beside the store, which holds only run folders."""
     root = Path(store_root)
     return root.with_name(root.name + ".progress.json")
+
+# %% ../nbs/13_runs.ipynb #0a07dd63
+class RunsProgressBar:
+    """A bar over the training runs of a process you do not control (the kernel of a notebook being executed), fed by
+    the `progress_file` that its `run_all` writes: `with RunsProgressBar(progress_file(store), "e6"): ...`."""
+    def __init__(self, progress_file: Path, label: str, every=2.0):
+        self.file, self.label, self.every = progress_file, label, every
+        self.stop, self.bar, self.seen = threading.Event(), None, None
+
+    def poll(self):
+        p = read_json(self.file)
+        if not p or p.get("started", 0) < self.since: return  # nothing yet from this notebook
+        if p["started"] != self.seen:  # a new batch of runs (a notebook may train several)
+            self.seen = p["started"]
+            if self.bar is None: self.bar = tqdm(total=p["total"], desc=f"{self.label} runs", unit="run", leave=False)
+            else: self.bar.reset(total=p["total"])
+        # on change only: a log file gets a line per run
+        if p["done"] != self.bar.n: self.bar.update(p["done"] - self.bar.n)
+
+    def watch(self):
+        while not self.stop.wait(self.every):
+            try: self.poll()
+            except (OSError, ValueError, KeyError): pass  # a file being replaced, read next time
+
+    def __enter__(self):
+        self.since = time.time()
+        self.thread = threading.Thread(target=self.watch, daemon=True); self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set(); self.thread.join()
+        if self.bar is not None: self.bar.close()
 
 # %% ../nbs/13_runs.ipynb #14354f70
 def _git(*args, cwd=None) -> str | None:
