@@ -175,13 +175,24 @@ def train_and_evaluate(
         return str(run_dir), evaluate_run(run_dir, scale, device, data_root)
 
 # %% ../nbs/20_runner.ipynb #c3bc77e1
-def _say_progress(store, done, total, t0, what=None):
-    "A line in the notebook per finished run, and the store's progress file for `reproduce`'s bar over all runs."
+def _work_done(costs: dict) -> float:
+    "The share of the work in `costs` (run folder -> `training_cost`) done: each run's cost x its epochs trained."
+    def share(path):
+        s = read_json(RunFolder(path).status) or {}
+        return s.get("epochs_done", 0) / s["epochs"] if s.get("epochs") else 0.0
+    return sum(cost * share(p) for p, cost in costs.items()) / sum(costs.values()) if costs else 1.0
+
+def _say_progress(store, done, total, t0, what=None, work=None):
+    """A line in the notebook per finished run, and the store's progress file for `reproduce`'s bar over all runs.
+    The time left follows `work`, the share of the work done (at the start, now): the runs are of unequal length
+    and train side by side, so the count of finished runs says little."""
     store.progress_file.parent.mkdir(parents=True, exist_ok=True)
     write_json(store.progress_file, dict(pid=os.getpid(), started=t0, done=done, total=total))
     if what is None: return
     elapsed = time.time() - t0
-    left = f"; about {elapsed / done * (total - done) / 60:.1f} min left" if done < total else ""
+    left = ""
+    if done < total and work and work[1] > work[0]:
+        left = f"; about {elapsed * (1 - work[1]) / (work[1] - work[0]) / 60:.1f} min left"
     print(f"[{done}/{total}] {what} ({elapsed / 60:.1f} min{left})", flush=True)
 
 # %% ../nbs/20_runner.ipynb #cf67e195
@@ -208,7 +219,9 @@ def run_all(
     pending = list(
         {store.path(c): c for c in cfgs if not (store.is_done(c) and cached_evaluation(store.path(c), scale))}.values()
     )
-    if len(pending) > 1: pending.sort(key=lambda c: -training_cost(c.resolved()))
+    costs = {store.path(c): training_cost(c.resolved()) for c in pending}
+    pending.sort(key=lambda c: -costs[store.path(c)])
+    start = _work_done(costs)  # resumed runs bring epochs trained before
     jobs = min(jobs or default_jobs(device), max(1, len(pending)))
     waves = [[c for c in pending if c.ordering != "hybrid"], [c for c in pending if c.ordering == "hybrid"]]
     done, t0 = 0, time.time()
@@ -216,7 +229,7 @@ def run_all(
     if jobs == 1:
         for c in waves[0] + waves[1]:
             train_and_evaluate(store.root, c, scale, device, data_root, progress)
-            done += 1; _say_progress(store, done, len(pending), t0, store.path(c).name)
+            done += 1; _say_progress(store, done, len(pending), t0, store.path(c).name, (start, _work_done(costs)))
     else:
         import multiprocessing
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -224,5 +237,6 @@ def run_all(
                 futures = {pool.submit(train_and_evaluate, store.root, c, scale, device, data_root): c for c in wave}
                 for f in as_completed(futures):
                     f.result()  # a failed run raises here, with its own message
-                    done += 1; _say_progress(store, done, len(pending), t0, store.path(futures[f]).name)
+                    done += 1; name = store.path(futures[f]).name
+                    _say_progress(store, done, len(pending), t0, name, (start, _work_done(costs)))
     return [store.path(c) for c in cfgs]
