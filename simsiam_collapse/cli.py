@@ -26,7 +26,6 @@ import simsiam_collapse
 from .basics import default_device, read_json, write_json, write_text
 from .datasets import DATASET_NAMES, DOWNLOAD_ENV, ImageReadError, load_dataset, resolve_data_root
 from .config import field_kind, KIND_WORDS, resolve_precision, run_name, TrainConfig
-from .runner import default_jobs
 from simsiam_collapse.report import (
     compare_reproductions, experiment_order, experiment_title, notebook_to_html, plot_runs, write_report,
 )
@@ -152,7 +151,7 @@ def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs, *, thread
                        **({} if threads is None else dict(threads=threads)),
                        **SCALES[scale].plan.get(nb.stem.split("_")[0], {})) for nb in nbs}
     todo = [nb for nb in nbs if force or done.get(nb.stem, {}).get("status") != "done" or not (out/nb.name).exists()]
-    if (jobs or default_jobs(device)) > 1:  # one worker (a GPU's default) gains nothing from one pool
+    if (jobs or (1 if where.type == "cuda" else os.cpu_count() or 1)) > 1:  # one worker (a GPU's) gains nothing
         _train_named_runs(todo, params, out, scale, data_root=data_root, device=device, jobs=jobs, threads=threads)
     results = []
     for nb in tqdm(nbs, desc=f"reproduce ({scale})", unit="notebook"):
