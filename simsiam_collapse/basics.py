@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['publish', 'save_atomically', 'write_json', 'read_json', 'save_array', 'write_text', 'resize_center_crop',
-           'resize_center_crop_image', 'squash', 'default_device', 'markdown_table', 'save_figure', 'patch']
+           'resize_center_crop_image', 'squash', 'default_device', 'default_jobs', 'markdown_table', 'save_figure',
+           'patch']
 
 # %% ../nbs/01_basics.ipynb #1e6ced79
 def _disk_full(folder) -> bool:
@@ -110,6 +111,11 @@ def default_device(device=None) -> torch.device:
     "`device`, or 'auto': CUDA when available, else the CPU."
     if device in (None, "auto"): return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+# %% ../nbs/01_basics.ipynb #a6bc2b88
+def default_jobs(device="auto") -> int:
+    "Training runs at a time: one per CPU core on the CPU, one on a GPU."
+    return 1 if default_device(device).type == "cuda" else max(1, os.cpu_count() or 1)
 
 # %% ../nbs/01_basics.ipynb #71b2d612
 def markdown_table(header, rows) -> str:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 import simsiam_collapse
 
-from .basics import default_device, read_json, write_json, write_text
+from .basics import default_device, default_jobs, read_json, write_json, write_text
 from .datasets import DATASET_NAMES, DOWNLOAD_ENV, ImageReadError, load_dataset, resolve_data_root
 from .config import field_kind, KIND_WORDS, resolve_precision, run_name, TrainConfig
 from simsiam_collapse.report import (
@@ -151,7 +151,7 @@ def _reproduce_locked(scale, nbs, data_root, out, device, force, jobs, *, thread
                        **({} if threads is None else dict(threads=threads)),
                        **SCALES[scale].plan.get(nb.stem.split("_")[0], {})) for nb in nbs}
     todo = [nb for nb in nbs if force or done.get(nb.stem, {}).get("status") != "done" or not (out/nb.name).exists()]
-    if (jobs or (1 if where.type == "cuda" else os.cpu_count() or 1)) > 1:  # one worker (a GPU's) gains nothing
+    if (jobs or default_jobs(device)) > 1:  # one worker (a GPU's) gains nothing
         _train_named_runs(todo, params, out, scale, data_root=data_root, device=device, jobs=jobs, threads=threads)
     results = []
     for nb in tqdm(nbs, desc=f"reproduce ({scale})", unit="notebook"):
@@ -309,7 +309,7 @@ def _add_reproduce_parser(sub, fmt):
         "--scale",
         default="mini",
         choices=list(SCALES),
-        help="how large: smoke (minutes: the plumbing), mini (2-3 hours on two CPU cores), cpu (mini in full), "
+        help="how large: smoke (minutes: the plumbing), mini (under 2 hours on two CPU cores), cpu (mini in full), "
         "mini-mnist, gpu, paper",
     )
     ids = [p.name.split("_")[0] for p in experiment_notebooks()] or ["none found"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .basics import default_device, read_json, save_array, write_json
+from .basics import default_device, default_jobs, read_json, save_array, write_json
 from .collapse import SpectrumAccumulator, collapse_measures
 from .config import canonical, run_name, TrainConfig
 from .datasets import load_dataset
@@ -29,7 +29,7 @@ from .scales import Scale
 from .train import build_model, train
 
 # %% auto #0
-__all__ = ['EVAL_VERSION', 'EVAL_SUBSET_SEED', 'RunStore', 'load_backbone', 'cached_evaluation', 'evaluate_run', 'default_jobs',
+__all__ = ['EVAL_VERSION', 'EVAL_SUBSET_SEED', 'RunStore', 'load_backbone', 'cached_evaluation', 'evaluate_run',
            'train_and_evaluate', 'training_cost', 'run_all']
 
 # %% ../nbs/20_runner.ipynb #18205d7b
@@ -149,11 +149,6 @@ def evaluate_run(run_dir, scale: Scale, device="auto", data_root=None, progress=
     )
     write_json(cache, result)
     return result
-
-# %% ../nbs/20_runner.ipynb #a6bc2b88
-def default_jobs(device="auto") -> int:
-    "Training runs at a time: one per CPU core on the CPU, one on a GPU."
-    return 1 if default_device(device).type == "cuda" else max(1, os.cpu_count() or 1)
 
 # %% ../nbs/20_runner.ipynb #daebd852
 @contextlib.contextmanager
