@@ -68,14 +68,15 @@ def machine_line(out) -> str | None:
 # %% ../nbs/22_report.ipynb #4d83ac71
 def runs_table(runs_dir) -> list[dict]:
     """One row per run folder of a run store: its name, state, configuration (`config.json`) and final measures
-    (`eval.json`, without its settings), in name order."""
+    (`eval.json`, without its settings), in name order. A hybrid's `init_from` is its twin's run name, not the
+    store's path on the machine that trained it, so two reproductions' tables compare cell by cell."""
     rows = []
     for run in map(RunFolder, sorted(Path(runs_dir).iterdir())):
         if not run.is_run(): continue
-        measures = read_json(run.evaluation, {})
+        config, measures = read_json(run.config), read_json(run.evaluation, {})
+        if config.get("init_from"): config["init_from"] = Path(config["init_from"]).name
         measures.pop("settings", None)
-        rows.append({"run": run.path.name, "state": run_status(run.path) or "unknown",
-                     **read_json(run.config), **measures})
+        rows.append({"run": run.path.name, "state": run_status(run.path) or "unknown", **config, **measures})
     return rows
 
 # %% ../nbs/22_report.ipynb #418c587e
