@@ -126,7 +126,7 @@ def reproduce(scale="mini", only=None, *, data_root=None, out="reproduction", de
     if scale not in SCALES: raise ValueError(f"Unknown scale {scale!r}. Valid: {', '.join(SCALES)}.")
     for name, n in (("jobs", jobs), ("threads", threads)):
         if n is not None and not (isinstance(n, int) and n >= 1):
-            raise ValueError(f"{name}={n!r} is not valid: a positive integer, or None.")
+            raise ValueError(f"{name}={n!r} is not valid: a positive integer (leave it out for the default).")
     out = Path(out)
     nbs = experiment_notebooks(notebooks, only)
     with directory_lock(out, wait, what="reproduce"):
