@@ -291,19 +291,15 @@ class _FolderImages(torch.utils.data.Dataset):
     def __len__(self): return len(self.files)
     def __getitem__(self, i): return squash(read_image(self.files[i], self.channels), self.image_size)
 
+# %% ../nbs/02_datasets.ipynb #5318bfb1
 class StreamingImageFolder:
     """An ImageFolder too large for memory: whole images decoded batch by batch to `image_size` squares, with their
     original `sizes`."""
     def __init__(self, folder, name, split, image_size=256, channels=3, num_workers=None):
         self.files, labels, self.classes = scan_image_folder(folder)
         self.labels = torch.tensor(labels, dtype=torch.long)
-        self.name, self.split, self.source, self.channels, self.image_size = (
-            name,
-            split,
-            str(folder),
-            channels,
-            image_size,
-        )
+        self.name, self.split, self.source = name, split, str(folder)
+        self.channels, self.image_size = channels, image_size
         self.mean, self.std = NORMALIZATION["imagenet"] if channels == 3 else ((0.5,), (0.25,))
         self.num_workers = decode_threads() if num_workers is None else num_workers
         self._images = _FolderImages(self.files, channels, image_size)
@@ -316,33 +312,44 @@ class StreamingImageFolder:
         return self._sizes
 
     def __len__(self): return len(self.labels)
-    def batch(self, indices):
-        indices = torch.as_tensor(indices).reshape(-1).tolist()
-        return torch.stack([self._images[i] for i in indices]), self.labels[indices]
-
-    def batches(self, batch_size, indices=None):
-        indices = list(range(len(self))) if indices is None else torch.as_tensor(indices).tolist()
-        sampler = torch.utils.data.BatchSampler(indices, batch_size, drop_last=False)
-        loader = torch.utils.data.DataLoader(self._images, batch_sampler=sampler, num_workers=self.num_workers,
-                                             persistent_workers=False, pin_memory=torch.cuda.is_available())
-        for idx, imgs in zip(sampler, loader): yield imgs, self.labels[idx]
-
-    def describe(self):
-        return dict(
-            name=self.name,
-            split=self.split,
-            source=self.source,
-            n=len(self),
-            streamed=True,
-            shape=[self.channels, self.image_size, self.image_size],
-            stored="whole image squashed to a square; crops drawn in original pixels",
-            classes=len(self.classes),
-            mean=list(self.mean),
-            std=list(self.std),
-        )
 
     def __repr__(self):
         return f"StreamingImageFolder({self.name!r}, split={self.split!r}, n={len(self)}, source={self.source!r})"
+
+# %% ../nbs/02_datasets.ipynb #476f3557
+# noqa F811 here and below: ImageDataset's methods of the same names sit on their own class, not in the module
+@patch
+def batch(self: StreamingImageFolder, indices):  # noqa: F811
+    "uint8 images (decoded, squashed) and labels at `indices`."
+    indices = torch.as_tensor(indices).reshape(-1).tolist()
+    return torch.stack([self._images[i] for i in indices]), self.labels[indices]
+
+# %% ../nbs/02_datasets.ipynb #e5b234b4
+@patch
+def batches(self: StreamingImageFolder, batch_size, indices=None):  # noqa: F811
+    "Yield (images, labels) in order over `indices` (all images by default), decoded by `num_workers` workers."
+    indices = list(range(len(self))) if indices is None else torch.as_tensor(indices).tolist()
+    sampler = torch.utils.data.BatchSampler(indices, batch_size, drop_last=False)
+    loader = torch.utils.data.DataLoader(self._images, batch_sampler=sampler, num_workers=self.num_workers,
+                                         persistent_workers=False, pin_memory=torch.cuda.is_available())
+    for idx, imgs in zip(sampler, loader): yield imgs, self.labels[idx]
+
+# %% ../nbs/02_datasets.ipynb #8a0aa526
+@patch
+def describe(self: StreamingImageFolder) -> dict:  # noqa: F811
+    "What a run records about the data it used."
+    return dict(
+        name=self.name,
+        split=self.split,
+        source=self.source,
+        n=len(self),
+        streamed=True,
+        shape=[self.channels, self.image_size, self.image_size],
+        stored="whole image squashed to a square; crops drawn in original pixels",
+        classes=len(self.classes),
+        mean=list(self.mean),
+        std=list(self.std),
+    )
 
 # %% ../nbs/02_datasets.ipynb #16ca794c
 def _split_folder(root, split):
