@@ -317,7 +317,7 @@ class StreamingImageFolder:
         return f"StreamingImageFolder({self.name!r}, split={self.split!r}, n={len(self)}, source={self.source!r})"
 
 # %% ../nbs/02_datasets.ipynb #476f3557
-# noqa F811 here and below: ImageDataset's methods of the same names sit on their own class, not in the module
+# F811 (here and below) sees module names only: ImageDataset's methods of these names are on their own class
 @patch
 def batch(self: StreamingImageFolder, indices):  # noqa: F811
     "uint8 images (decoded, squashed) and labels at `indices`."
