@@ -11,7 +11,6 @@ why `precision='auto'` picks fp32 there; the comparison of results still holds, 
 import argparse
 import dataclasses
 import os
-import platform
 import tempfile
 
 import numpy as np
@@ -21,7 +20,7 @@ from simsiam_collapse.claims import Estimate
 from simsiam_collapse.config import resolve_precision
 from simsiam_collapse.experiments import Experiment
 from simsiam_collapse.runner import RunStore, evaluate_run, run_all
-from simsiam_collapse.runs import read_metrics
+from simsiam_collapse.runs import cpu_line, read_metrics
 
 
 def main():
@@ -40,7 +39,7 @@ def main():
         for s in range(args.seeds)
     }
     store = RunStore(f"{out}/runs")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
+    print(f"machine: {cpu_line()}, torch {torch.__version__}; "
           f"auto precision here: {resolve_precision('auto', 'cpu')[1]}")
     print(
         f"ResNet-18, mini settings ({exp.dataset}), {args.epochs} epochs, seeds 0-{args.seeds - 1}, one thread per "

@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 
 from simsiam_collapse.experiments import Experiment
 from simsiam_collapse.runner import RunStore, run_all
+from simsiam_collapse.runs import cpu_line
 from simsiam_collapse.scales import SCALES
 
 
@@ -69,7 +69,7 @@ def main():
     cfgs, scale = configs(args.epochs), SCALES["mini"]
     default_threads = torch.get_num_threads()
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
+        f"machine: {cpu_line()}, torch {torch.__version__}; "
         f"{len(cfgs)} mini runs of {args.epochs} epochs "
         f"({args.epochs * (scale.train['train_images'] // scale.train['batch_size'])} "
         "steps) + final evaluation"

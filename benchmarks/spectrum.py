@@ -14,7 +14,6 @@ about 1e-5).
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -85,10 +84,8 @@ def main():
     args = p.parse_args()
     import torch
 
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, threads "
-        f"{torch.get_num_threads()}"
-    )
+    from simsiam_collapse.runs import cpu_line
+    print(f"machine: {cpu_line()}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(
         "| N | d | paper SVD (float32) s | ours streaming s | paper peak MiB | ours peak MiB | memory ratio | max rel. "
         "diff vs float64 SVD | max rel. diff vs paper |"

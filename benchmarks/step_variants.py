@@ -10,8 +10,6 @@ picks there.
 .venv/bin/python benchmarks/step_variants.py                      # CPU, every configuration .venv/bin/python
 benchmarks/step_variants.py --device cuda --batch-size 256"""
 import argparse
-import os
-import platform
 import statistics
 import time
 
@@ -21,7 +19,7 @@ from simsiam_collapse.basics import default_device
 from simsiam_collapse.config import resolve_precision
 from simsiam_collapse.methods import SimSiam
 from simsiam_collapse.models import build_backbone
-from simsiam_collapse.runs import cpu_info
+from simsiam_collapse.runs import cpu_line
 from simsiam_collapse.scales import SCALES
 
 CONFIGS = [(8, 16), (16, 32), (64, 32)]  # (width, crop size in px)
@@ -67,13 +65,12 @@ def main():
     device = default_device(args.device)
     bf16_auto, why = resolve_precision("auto", device)
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"machine: {cpu_line()}, torch {torch.__version__}, "
         f"device {device}"
         f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, threads "
         f"{torch.get_num_threads()}, "
         f"batch {args.batch_size}, {args.steps} steps x {args.repeats} runs"
     )
-    print(f"cpu: {cpu_info()}")
     print(f"auto precision: {why}")
     print(
         "| width | crop px | fp32 pairs/s | bf16 pairs/s | bf16 / fp32 | compiled pairs/s | compiled / fp32 | compile "

@@ -14,7 +14,6 @@ the ratios a/b and a/c.
 """
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -25,6 +24,7 @@ from simsiam_collapse.basics import default_device
 from simsiam_collapse.datasets import DataNotFoundError, load_dataset
 from simsiam_collapse.methods import SimSiam
 from simsiam_collapse.models import build_backbone
+from simsiam_collapse.runs import cpu_line
 
 
 def make_model(width, device, channels_last, backbone="resnet18"):
@@ -121,7 +121,7 @@ def main():
         print("CIFAR-10 not found: timing on fake 32x32 images instead (same shapes)")
         ds = load_dataset("fake", num_samples=10000, image_size=32)
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"machine: {cpu_line()}, torch {torch.__version__}, "
         f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
         f"threads {torch.get_num_threads()}, batch {args.batch_size}, {args.steps} steps x {args.repeats} runs, data "
         f"{ds.name}"

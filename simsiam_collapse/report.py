@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .basics import markdown_table, read_json, write_text
 from .claims import DIAGRAM, merge_claims
-from .runs import ENVIRONMENT, run_status, run_store, RunFolder
+from .runs import ENVIRONMENT, cpu_line, run_status, run_store, RunFolder
 from .scales import SMOKE_NOTE
 
 # %% auto #0
@@ -58,12 +58,11 @@ def machine_line(out) -> str | None:
     env = read_json(Path(out)/ENVIRONMENT, None)
     if env is None: env = records[0].get("environment") if records else None
     if not env: return None
-    cpu = env.get("cpu") or {}
-    isa = ", ".join(cpu.get("isa") or []) or "ISA flags unknown"
+    cpu = {"model": env.get("processor", "an unnamed CPU"), **(env.get("cpu") or {})}
     threads = sorted({t for r in records if (t := (r.get("scale") or {}).get("threads"))})
     per_run = f", {' or '.join(map(str, threads))} torch thread{'s' if threads != [1] else ''} a run" if threads else ""
-    return (f"Computed on {cpu.get('model', env.get('processor', 'an unnamed CPU'))} ({cpu.get('cores', '?')} cores; "
-            f"{isa})" + "".join(f", {k} {env[k]}" for k in ("device", "precision") if env.get(k)) + per_run + ".")
+    device = "".join(f", {k} {env[k]}" for k in ("device", "precision") if env.get(k))
+    return f"Computed on {cpu_line(cpu)}{device}{per_run}."
 
 # %% ../nbs/22_report.ipynb #4d83ac71
 def runs_table(runs_dir) -> list[dict]:

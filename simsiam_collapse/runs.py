@@ -25,7 +25,7 @@ from .basics import publish, read_json
 __all__ = ['STORE', 'ENVIRONMENT', 'ISA_FLAGS', 'run_store', 'RunFolder', 'TrainingDiverged', 'RunLocked', 'write_metrics',
            'append_metrics', 'directory_lock', 'checkpoint_path', 'checkpoint_epochs', 'last_checkpoint',
            'load_latest_checkpoint', 'prune_checkpoints', 'read_metrics', 'run_status', 'progress_file',
-           'RunsProgressBar', 'environment', 'cpu_info', 'tensorboard_writer']
+           'RunsProgressBar', 'environment', 'cpu_info', 'cpu_line', 'tensorboard_writer']
 
 # %% ../nbs/13_runs.ipynb #c438b879
 STORE = "runs"  # a reproduction's run folders, under its output folder
@@ -274,6 +274,14 @@ def cpu_info() -> dict:
         cores=os.cpu_count(),
         isa=None if flags is None else [f for f in ISA_FLAGS if f in flags],
     )
+
+# %% ../nbs/13_runs.ipynb #56310685
+def cpu_line(cpu: dict | None = None) -> str:
+    """A CPU (a `cpu_info` dict; this one by default) in words for a report or a benchmark: its model, logical cores
+    and vector ISA, which decide the last digits of a result."""
+    cpu = cpu_info() if cpu is None else cpu
+    isa = ", ".join(cpu.get("isa") or []) or "ISA flags unknown"
+    return f"{cpu.get('model', 'an unnamed CPU')} ({cpu.get('cores', '?')} cores; {isa})"
 
 # %% ../nbs/13_runs.ipynb #1b480707
 def tensorboard_writer(run_dir):
