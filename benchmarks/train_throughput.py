@@ -25,14 +25,18 @@ from simsiam_collapse.datasets import DataNotFoundError, load_dataset
 from simsiam_collapse.methods import SimSiam
 from simsiam_collapse.models import build_backbone
 from simsiam_collapse.runs import cpu_line
+from simsiam_collapse.train import channels_last_is_safe
 
 
 def make_model(width, device, channels_last, backbone="resnet18"):
+    """The model, its optimiser and the memory format its inputs take: channels-last when asked, except where the
+    training loop would not use it either (torch's CPU kernels break on narrow networks: `channels_last_is_safe`)."""
     torch.manual_seed(0)
     model = SimSiam(build_backbone(backbone, stem="cifar", width=width)).to(device)
-    if channels_last: model = model.to(memory_format=torch.channels_last)
+    fmt = torch.channels_last if channels_last and channels_last_is_safe(model, device) else torch.contiguous_format
+    model = model.to(memory_format=fmt)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
-    return model, opt
+    return model, opt, fmt
 
 
 def step(model, opt, x1, x2, amp):
@@ -48,7 +52,7 @@ def sync(device):
 
 def ours(ds, width, batch, steps, device, backbone="resnet18"):
     amp = device.type == "cuda"
-    model, opt = make_model(width, device, True, backbone)
+    model, opt, fmt = make_model(width, device, True, backbone)
     images = ds.images.to(device)  # uint8, in memory
     augment = TwoViewAugment.for_dataset(ds, "simsiam")
     gen = torch.Generator().manual_seed(0)
@@ -57,7 +61,7 @@ def ours(ds, width, batch, steps, device, backbone="resnet18"):
         t0 = time.perf_counter()
         for i in range(n):
             idx = order[(i * batch) % (len(ds) - batch):][:batch].to(device)
-            x1, x2 = (v.contiguous(memory_format=torch.channels_last) for v in augment(images[idx], gen))
+            x1, x2 = (v.contiguous(memory_format=fmt) for v in augment(images[idx], gen))
             step(model, opt, x1, x2, amp)
         sync(device)
         return time.perf_counter() - t0
@@ -65,7 +69,7 @@ def ours(ds, width, batch, steps, device, backbone="resnet18"):
 
 
 def reference(ds, width, batch, steps, device, workers):
-    model, opt = make_model(width, device, False)
+    model, opt, _ = make_model(width, device, False)
     loader = torch.utils.data.DataLoader(
         ReferenceTwoViews(ds, "simsiam"),
         batch_size=batch,
@@ -92,9 +96,9 @@ def reference(ds, width, batch, steps, device, workers):
 
 def bare(ds, width, batch, steps, device):
     amp = device.type == "cuda"
-    model, opt = make_model(width, device, True)
+    model, opt, fmt = make_model(width, device, True)
     x1, x2 = TwoViewAugment.for_dataset(ds, "simsiam")(ds.images[:batch].to(device), torch.Generator().manual_seed(0))
-    x1, x2 = x1.contiguous(memory_format=torch.channels_last), x2.contiguous(memory_format=torch.channels_last)
+    x1, x2 = x1.contiguous(memory_format=fmt), x2.contiguous(memory_format=fmt)
     def run(n):
         t0 = time.perf_counter()
         for _ in range(n): step(model, opt, x1, x2, amp)
