@@ -26,23 +26,24 @@ from simsiam_collapse.runs import cpu_line
 from simsiam_collapse.scales import SCALES
 
 
-def configs(epochs):
-    exp = Experiment("bench", "mini", out_dir=tempfile.mkdtemp(), progress=False)
-    return [
-        dataclasses.replace(
-            exp.config(backbone="resnet18", ordering=o, seed=s),
-            epochs=epochs,
-            chunks=None if o == "multiple_pass" else 2,
-            eval_every=0,
-        )
-        for o in ("multiple_pass", "single_pass")
-        for s in (0, 1)
-    ]
+def configs(epochs, data_root=None):
+    with tempfile.TemporaryDirectory() as out:  # the experiment only names the runs here: nothing of it is kept
+        exp = Experiment("bench", "mini", data_root=data_root, out_dir=out, progress=False)
+        return [
+            dataclasses.replace(
+                exp.config(backbone="resnet18", ordering=o, seed=s),
+                epochs=epochs,
+                chunks=None if o == "multiple_pass" else 2,
+                eval_every=0,
+            )
+            for o in ("multiple_pass", "single_pass")
+            for s in (0, 1)
+        ]
 
 
-def timed(cfgs, scale, jobs, root):
+def timed(cfgs, scale, jobs, root, data_root=None):
     t0 = time.perf_counter()
-    run_all(RunStore(root), cfgs, scale, "cpu", jobs=jobs, progress=False)
+    run_all(RunStore(root), cfgs, scale, "cpu", data_root, jobs=jobs, progress=False)
     return time.perf_counter() - t0
 
 
@@ -65,8 +66,11 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--data-root", default=None, help="folder holding CIFAR-10 (default: $SIMSIAM_COLLAPSE_DATA)")
     args = p.parse_args()
-    cfgs, scale = configs(args.epochs), SCALES["mini"]
+    if args.epochs < 2: p.error(f"--epochs must be at least 2 (single pass streams two chunks), got {args.epochs}")
+    if args.jobs < 1: p.error(f"--jobs must be a positive integer, got {args.jobs}")
+    cfgs, scale = configs(args.epochs, args.data_root), SCALES["mini"]
     default_threads = torch.get_num_threads()
     print(
         f"machine: {cpu_line()}, torch {torch.__version__}; "
@@ -75,9 +79,9 @@ def main():
         "steps) + final evaluation"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        t_default = timed(cfgs, dataclasses.replace(scale, threads=None), 1, f"{tmp}/i")
-        t_serial = timed(cfgs, scale, 1, f"{tmp}/ii")
-        t_parallel = timed(cfgs, scale, args.jobs, f"{tmp}/iii")
+        t_default = timed(cfgs, dataclasses.replace(scale, threads=None), 1, f"{tmp}/i", args.data_root)
+        t_serial = timed(cfgs, scale, 1, f"{tmp}/ii", args.data_root)
+        t_parallel = timed(cfgs, scale, args.jobs, f"{tmp}/iii", args.data_root)
         a, b = fingerprint(f"{tmp}/ii"), fingerprint(f"{tmp}/iii")
         same = a.keys() == b.keys() and all(torch.equal(a[k][0], b[k][0]) and a[k][1:] == b[k][1:] for k in a)
     print("| way | wall s | speed-up of (iii) |")
