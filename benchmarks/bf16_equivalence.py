@@ -23,14 +23,8 @@ from simsiam_collapse.runner import RunStore, evaluate_run, run_all
 from simsiam_collapse.runs import cpu_line, read_metrics
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--data-root", default=None)
-    args = p.parse_args()
-    out = tempfile.mkdtemp()
+def compare(args, out):
+    "Train the seeds in both precisions under `out` and print the tables."
     exp = Experiment("bf16", "mini", data_root=args.data_root, out_dir=out, progress=False)
     base = dataclasses.replace(exp.config(backbone="resnet18"), epochs=args.epochs, eval_every=1)
     cfgs = {
@@ -65,6 +59,19 @@ def main():
         )
     t32, t16 = (np.mean([minutes[(prec, s)] for s in range(args.seeds)]) for prec in ("fp32", "bf16"))
     print(f"\ntraining minutes per run: fp32 {t32:.2f}, bf16 {t16:.2f} (bf16 / fp32 time {t16 / t32:.2f})")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--seeds", type=int, default=3, help="seeds a precision (at least 2: the noise is their std)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--data-root", default=None, help="folder holding CIFAR-10 (default: $SIMSIAM_COLLAPSE_DATA)")
+    args = p.parse_args()
+    # checked before any training: the verdict compares the precisions' difference with the seeds' spread
+    if args.seeds < 2: p.error(f"--seeds must be at least 2 (the seed noise is a standard deviation), got {args.seeds}")
+    if args.epochs < 1: p.error(f"--epochs must be at least 1, got {args.epochs}")
+    with tempfile.TemporaryDirectory() as out: compare(args, out)  # the runs' checkpoints are not kept
 
 
 if __name__ == "__main__":
