@@ -7,6 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from browser import images_loaded  # noqa: E402
+from optional import import_or_skip  # noqa: E402
 
 from simsiam_collapse.docs import broken_links, build_docs, build_site, page_path  # noqa: E402
 
@@ -64,7 +65,7 @@ def test_the_front_page_counts_the_experiment_notebooks():
 def test_formulas_render_offline_from_the_sites_own_mathjax(site):
     "Notebook pages loaded MathJax from a CDN: offline, and on many clusters, formulas stayed raw LaTeX."
     site, _ = site
-    pytest.importorskip("jupyter_server_mathjax", reason="the dev requirement that ships MathJax")
+    import_or_skip("jupyter_server_mathjax", reason="the dev requirement that ships MathJax")
     page = (site/"nbs"/"06_collapse.html").read_text()
     scripts = [s for s in re.findall(r'<script[^>]*src="([^"]*)"', page) if "MathJax" in s]
     assert scripts and all(not s.startswith(("http:", "https:", "//")) for s in scripts), scripts

@@ -2,11 +2,12 @@
 logs through the module, and leaves the training state as it found it."""
 import pytest
 import torch
+from optional import import_or_skip
 from torch import nn
 
 from simsiam_collapse.monitor import CollapseMonitor, lightning_callback
 
-L = pytest.importorskip("lightning", reason="pip install lightning (the [lightning] extra) for this test")
+L = import_or_skip("lightning", reason="pip install lightning (the [lightning] extra) for this test")
 
 
 class TinySSL(L.LightningModule):

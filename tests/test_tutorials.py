@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import pytest
+from optional import import_or_skip
 
 TUTORIALS = sorted((Path(__file__).parents[1]/"nbs"/"tutorials").glob("*.ipynb"))
 
@@ -9,8 +10,8 @@ TUTORIALS = sorted((Path(__file__).parents[1]/"nbs"/"tutorials").glob("*.ipynb")
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", TUTORIALS, ids=[p.stem for p in TUTORIALS])
 def test_the_tutorial_runs_small(notebook, tmp_path):
-    papermill = pytest.importorskip("papermill")
-    pytest.importorskip("lightning")
+    papermill = import_or_skip("papermill")
+    import_or_skip("lightning")
     papermill.execute_notebook(str(notebook), str(tmp_path/notebook.name), cwd=str(notebook.parent),
                                parameters=dict(images=512, steps=40, every=10), progress_bar=False)
 
