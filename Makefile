@@ -11,7 +11,7 @@ ifneq ($(wildcard ../shared/data),)
 export SIMSIAM_COLLAPSE_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: setup lint test test-slow mutation reproduce results docs export gpu-check clean
+.PHONY: setup lint test test-slow test-oldest mutation reproduce results docs export gpu-check clean
 
 setup: $(BIN)/.installed
 
@@ -52,6 +52,25 @@ test: setup export lint
 test-slow: setup
 	$(BIN)/nbdev_test --n_workers 2 --flags slow
 	$(BIN)/python -m pytest -m slow tests
+
+# The tests of `make test` against the oldest versions settings.ini allows: uv (pip cannot) installs every direct
+# requirement at the lowest version its range allows that has a wheel for this Python, into $(OLDEST) (inside .venv,
+# so the tools that skip .venv skip it); the versions tested are printed first. It installs that torch with its CUDA
+# libraries (5.1 GB with the rest); not part of CI. A floor that fails is raised in settings.ini.
+OLDEST ?= $(VENV)/oldest
+UV := $(BIN)/python -m uv
+test-oldest: setup
+	$(BIN)/python -m pip install -q -e ".[dev,oldest]"
+	$(UV) venv -q --allow-existing --python $(PYTHON) $(OLDEST)
+	$(BIN)/python tests/oldest_requirements.py > $(OLDEST)/requirements.in
+	$(UV) pip compile -q --python $(OLDEST)/bin/python --resolution lowest-direct --only-binary :all: \
+	  -o $(OLDEST)/requirements.txt $(OLDEST)/requirements.in
+	$(UV) pip sync -q --python $(OLDEST)/bin/python --only-binary :all: $(OLDEST)/requirements.txt
+	$(UV) pip install -q --python $(OLDEST)/bin/python --no-deps -e .
+	$(OLDEST)/bin/python -m ipykernel install --sys-prefix --name simsiam-collapse --display-name "Python (simsiam_collapse)"
+	$(OLDEST)/bin/python tests/oldest_requirements.py --installed | tr '\n' ' '; echo
+	$(OLDEST)/bin/nbdev_test --n_workers 2
+	$(OLDEST)/bin/python -m pytest -m "not slow and not package_checks" tests
 
 # Mutation testing of the metric, the orderings, the methods and the training step (setup.cfg, tests/mutation_score.py,
 # tests/README.md); a few hours on two cores, not part of CI. MODULES narrows it to the targets of some modules

@@ -41,7 +41,10 @@ setuptools.setup(
                     "dev": experiments + lightning + shlex.split(cfg.get("dev_requirements", "")),
                     "tensorboard": ["tensorboard>=2.10"],
                     # mutation testing (`make mutation`), not part of CI
-                    "mutation": ["mutmut>=3.8,<4"]},
+                    "mutation": ["mutmut>=3.8,<4"],
+                    # the tests against the oldest versions the ranges allow (`make test-oldest`): uv resolves to
+                    # the lowest versions, which pip cannot
+                    "oldest": ["uv>=0.5"]},
     python_requires=">=" + cfg["min_python"],
     zip_safe=False,
     entry_points={
