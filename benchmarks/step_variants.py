@@ -61,11 +61,10 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (it needs a C compiler)")
-    p.add_argument("--widths", type=int, nargs="+", default=[w for w, _ in CONFIGS],
+    widths = [w for w, _ in CONFIGS]
+    p.add_argument("--widths", type=int, nargs="+", default=widths, choices=widths,
                    help="the configurations to time, by width (8 at 16 px, 16 and 64 at 32 px; default: all)")
     args = p.parse_args()
-    unknown = sorted(set(args.widths) - {w for w, _ in CONFIGS})
-    if unknown: p.error(f"--widths {unknown}: the configurations are widths {[w for w, _ in CONFIGS]}")
     device = default_device(args.device)
     bf16_auto, why = resolve_precision("auto", device)
     print(
