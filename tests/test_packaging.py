@@ -1,10 +1,14 @@
-"Packaging: every third-party module the package imports is a requirement of its own, not a passenger of another's."
+"""Packaging: every third-party module the package imports is a requirement of its own, not a passenger of another's,
+and no code needs a Python newer than the package says it runs on."""
 import ast
 import configparser
 import re
+import subprocess
 import sys
 from importlib.metadata import packages_distributions
 from pathlib import Path
+
+from optional import import_or_skip
 
 ROOT = Path(__file__).parents[1]
 
@@ -56,8 +60,37 @@ print(tuple(extract_features(torch.nn.Linear(16, 8), features, progress=False).s
 def test_the_core_api_imports_and_runs_with_torch_numpy_and_tqdm_alone():
     """What the core install gives (no extra): the metric, the measures, the monitor, extract_features, the orderings.
     (tests/test_readme.py installs it as the README says, in a fresh virtual environment: a slow test.)"""
-    import subprocess
     out = subprocess.run([sys.executable, "-c", CORE_CHECK], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["True", "['alpha_req',", "'auc']", "8", "4", "(300,", "8)"]  # 64 / 16: 4 steps
     assert declared(("requirements",)) == {"torch", "numpy", "tqdm"}
+
+
+def min_python() -> str:
+    cfg = configparser.ConfigParser(); cfg.read(ROOT/"settings.ini")
+    return cfg["DEFAULT"]["min_python"]
+
+
+def notebooks_as_scripts(folder: Path) -> Path:
+    "Every notebook's code cells as one script under `folder` (shell and magic lines left out: they are not Python)."
+    import json
+    for notebook in (ROOT/"nbs").rglob("*.ipynb"):
+        cells = ["".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+        lines = [line for cell in cells for line in cell.splitlines() if not line.lstrip().startswith(("%", "!"))]
+        (folder/f"{notebook.parent.name}_{notebook.stem}.py").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_no_code_needs_a_python_newer_than_min_python(tmp_path):
+    """settings.ini promises min_python, which the Python running the tests may be newer than: vermin finds the oldest
+    Python each file runs on, from its syntax and the standard-library names it uses (ruff's target-version, which must
+    be the same Python, checks the syntax alone: `import tomllib` passes it and fails on 3.10)."""
+    import_or_skip("vermin")
+    oldest = min_python()
+    ruff = re.search(r'^target-version\s*=\s*"py(\d)(\d+)"', (ROOT/"ruff.toml").read_text(), re.M)
+    assert ruff and ".".join(ruff.groups()) == oldest, f"ruff.toml's target-version is not min_python {oldest}"
+    code = [ROOT/"simsiam_collapse", ROOT/"tests", ROOT/"benchmarks", notebooks_as_scripts(tmp_path)]
+    vermin = [sys.executable, "-c", "import sys, vermin; sys.exit(vermin.main())"]
+    args = [f"--target={oldest}-", "--violations", "--no-tips", "--eval-annotations", *map(str, code)]
+    out = subprocess.run([*vermin, *args], capture_output=True, text=True)
+    assert out.returncode == 0, f"needs a Python newer than {oldest}:\n{out.stdout[-3000:]}{out.stderr[-1000:]}"
