@@ -11,7 +11,7 @@ ifneq ($(wildcard ../shared/data),)
 export SIMSIAM_COLLAPSE_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: setup lint test test-slow test-oldest mutation reproduce results docs export gpu-check clean
+.PHONY: setup lint test test-slow test-oldest mutation reproduce results docs export gpu-check gpu-wheels gpu-rehearsal clean
 
 setup: $(BIN)/.installed
 
@@ -111,6 +111,17 @@ docs: setup
 GPU_CHECK ?=
 gpu-check: setup
 	$(BIN)/python benchmarks/gpu_check.py $(if $(filter-out reproduction,$(OUT)),--out $(OUT)) $(GPU_CHECK)
+
+# What gpu-check needs on a GPU machine without a network beyond what it has (benchmarks/gpu_machine_packages.txt):
+# wheels for its Python (3.12) in .whl/, to carry there; benchmarks/gpu_device.sh installs them and runs the check.
+GPU_WHEELS ?=
+gpu-wheels: setup
+	$(BIN)/python benchmarks/gpu_wheels.py $(GPU_WHEELS)
+
+# gpu_device.sh on this CPU, as the GPU machine would run it (a copy of the tree, the wheels, an environment with only
+# what that machine has, no network for the install); READ_ONLY=1 with that environment read-only. Not part of CI.
+gpu-rehearsal: setup
+	PYTHON=$(BIN)/python bash benchmarks/gpu_rehearsal.sh
 
 clean:
 	rm -rf $(VENV) *.egg-info _proc _docs _site

@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+# the command beside this Python, or on PATH where the package was installed elsewhere (pip --target, gpu_device.sh)
+CLI = shutil.which("simsiam-collapse", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
 
 
 def shell(command, log, timeout, env=None) -> dict:
@@ -64,7 +65,7 @@ def cuda_tests(out, args) -> dict:
 
 def smoke_reproduce(out, args) -> dict:
     only = ["--only", "e2"] if args.quick else []
-    r = shell([str(BIN/"simsiam-collapse"), "reproduce", "--scale", "smoke", "--device", args.device, "--out",
+    r = shell([CLI, "reproduce", "--scale", "smoke", "--device", args.device, "--out",
                str(out/"smoke"), *only], out/"smoke_reproduce.txt", 600)
     if (out/"smoke"/"REPORT.md").exists(): shutil.copy(out/"smoke"/"REPORT.md", out/"smoke_REPORT.md")
     shutil.rmtree(out/"smoke"/"runs", ignore_errors=True)  # checkpoints: not worth carrying back
@@ -118,7 +119,7 @@ def mini_reproduce(out, args) -> dict:
     from simsiam_collapse.datasets import DataNotFoundError, load_dataset
     try: load_dataset("cifar10", "test")
     except DataNotFoundError: return "skipped: CIFAR-10 not found on this machine (set SIMSIAM_COLLAPSE_DATA)"
-    r = shell([str(BIN/"simsiam-collapse"), "reproduce", "--scale", "mini", "--device", args.device, "--jobs", "4",
+    r = shell([CLI, "reproduce", "--scale", "mini", "--device", args.device, "--jobs", "4",
                "--out", str(out/"mini")], out/"mini_reproduce.txt", int(args.deadline - time.monotonic()))
     for name in ("REPORT.md", "runs.csv"):
         if (out/"mini"/name).exists(): shutil.copy(out/"mini"/name, out/f"mini_{name}")
@@ -138,6 +139,7 @@ def main(argv=None):
                    "more than is left, by its estimate, is skipped)")
     p.add_argument("--out", default=None, help="default: results/gpu-check/<card or device>-<date>")
     args = p.parse_args(argv)
+    if CLI is None: p.error(f"no simsiam-collapse beside {sys.executable} or on PATH: install the package first")
     import torch
     card = torch.cuda.get_device_name(0) if torch.cuda.is_available() else args.device
     out = Path(args.out or ROOT/"results"/"gpu-check"/f"{card.split()[-1].lower()}-{datetime.date.today()}")

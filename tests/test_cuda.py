@@ -4,6 +4,7 @@ $SIMSIAM_COLLAPSE_TEST_DEVICE names (default cuda) and skip where it is absent, 
 machine; `benchmarks/gpu_check.py` runs them on a GPU, and its `--device cpu --quick` form runs them on the CPU (each
 CUDA-only step skips alone there)."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -100,7 +101,8 @@ def test_sync_bn_converts_and_steps():
 
 def test_a_run_under_torchrun(tmp_path):
     "The command as a multi-GPU user starts it, on one process: torchrun --no-python simsiam-collapse train."
-    cli = os.path.join(os.path.dirname(sys.executable), "simsiam-collapse")
+    # beside this Python, or on PATH where the package was installed elsewhere (pip --target on a GPU machine)
+    cli = shutil.which("simsiam-collapse", path=os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]))
     args = ["--dataset", "digits", "--width", "8", "--epochs", "1", "--batch-size", "128", "--train-images", "512",
             "--proj-hidden-dim", "32", "--proj-dim", "32", "--pred-hidden-dim", "8", "--probe-size", "200",
             "--device", str(DEVICE), "--run-dir", str(tmp_path/"run")]

@@ -1,15 +1,18 @@
-"`make gpu-check` (benchmarks/gpu_check.py) in its CI-sized form on the CPU: a slow test."
+"""`make gpu-check` (benchmarks/gpu_check.py) in its CI-sized form on the CPU, a slow test; and what `make gpu-wheels`
+carries to a GPU machine without a network (benchmarks/gpu_wheels.py)."""
 import json
 import os
 import sys
 
 import pytest
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+import gpu_wheels  # noqa: E402
+
 
 @pytest.mark.slow
 def test_the_gpu_check_runs_on_the_cpu_in_its_quick_form(tmp_path, monkeypatch):
     "make gpu-check, CI-sized on the CPU, so that the minutes of a lent GPU are never spent on a typo (3 min)."
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
     import gpu_check
     assert gpu_check.main(["--device", "cpu", "--quick", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path/"summary.json").read_text())
@@ -17,3 +20,22 @@ def test_the_gpu_check_runs_on_the_cpu_in_its_quick_form(tmp_path, monkeypatch):
     assert "| a / b | a / c |" in (tmp_path/"throughput_batch32.md").read_text()
     assert {"resnet18", "resnet50"} <= set(json.loads((tmp_path/"epoch_times.json").read_text()))
     assert (tmp_path/"smoke_REPORT.md").exists() and (tmp_path/"environment.json").exists()
+
+
+def test_the_wheels_carried_are_the_requirements_the_gpu_machine_lacks(tmp_path):
+    "What travels: the core and experiments requirements less what the machine has and the two the check never runs."
+    (tmp_path/"have.txt").write_text("# a comment\nTorch numpy==2.5.2  Jupyter_Client\n")
+    have = gpu_wheels.read_have(tmp_path/"have.txt")
+    assert have == {"torch", "numpy", "jupyter-client"}
+    needed = gpu_wheels.needed_requirements(have)
+    assert "papermill>=2.4" in needed and "tqdm>=4.60" in needed and "torchvision>=0.16" in needed
+    left_out = ("torch>", "numpy", "jupyter_client", "jupyterlab", "jupyter-server")
+    assert not [r for r in needed if r.startswith(left_out)]
+    machine = gpu_wheels.read_have(gpu_wheels.ROOT/"benchmarks"/"gpu_machine_packages.txt")
+    assert {"torch", "torchvision", "numpy", "scipy", "matplotlib", "pytest"} <= machine  # not carried: they are there
+    assert "papermill>=2.4" in gpu_wheels.needed_requirements(machine)
+
+
+def test_gpu_wheels_refuses_a_python_version_it_cannot_pass_to_pip(capsys):
+    with pytest.raises(SystemExit): gpu_wheels.main(["--python-version", "312"])
+    assert "--python-version '312': give major.minor, such as 3.12" in capsys.readouterr().err
