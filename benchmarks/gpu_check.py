@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -31,14 +32,17 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI = shutil.which("simsiam-collapse", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
 
 
-def shell(command, log, timeout, env=None) -> dict:
-    "Run `command`, its output into `log` as it comes; its exit status and seconds."
+def shell(command, log, args, cap=None, env=None) -> dict:
+    """Run `command`, its output into `log` as it comes, for at most `cap` seconds and never past the check's deadline
+    (a part that hangs leaves the time of the parts after it); its exit status and seconds."""
     t0 = time.monotonic()
-    with open(log, "w") as f:
-        try:
-            rc = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, timeout=timeout, cwd=ROOT,
-                                env={**os.environ, **(env or {})}).returncode
-        except subprocess.TimeoutExpired: rc = "timed out"
+    timeout = min(cap or float("inf"), max(1.0, args.deadline - t0))
+    with open(log, "w") as f:  # a session of its own: a part stopped takes its kernels and workers with it
+        proc = subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
+        try: rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL); proc.wait(); rc = "timed out"
     return dict(returncode=rc, seconds=round(time.monotonic() - t0, 1), log=log.name)
 
 
@@ -60,13 +64,14 @@ def environment(out, args) -> dict:
 
 def cuda_tests(out, args) -> dict:
     return shell([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "tests/test_cuda.py", "--junitxml",
-                  str(out/"cuda_tests.xml")], out/"cuda_tests.txt", 300, dict(SIMSIAM_COLLAPSE_TEST_DEVICE=args.device))
+                  str(out/"cuda_tests.xml")], out/"cuda_tests.txt", args, 300,
+                 dict(SIMSIAM_COLLAPSE_TEST_DEVICE=args.device))
 
 
 def smoke_reproduce(out, args) -> dict:
     only = ["--only", "e2"] if args.quick else []
     r = shell([CLI, "reproduce", "--scale", "smoke", "--device", args.device, "--out",
-               str(out/"smoke"), *only], out/"smoke_reproduce.txt", 600)
+               str(out/"smoke"), *only], out/"smoke_reproduce.txt", args, 600)
     if (out/"smoke"/"REPORT.md").exists(): shutil.copy(out/"smoke"/"REPORT.md", out/"smoke_REPORT.md")
     shutil.rmtree(out/"smoke"/"runs", ignore_errors=True)  # checkpoints: not worth carrying back
     return r
@@ -79,12 +84,12 @@ def throughput(out, args) -> dict:
     for batch in ([32] if args.quick else [256, 512]):
         parts[f"pipelines_batch{batch}"] = shell(
             [sys.executable, "benchmarks/train_throughput.py", "--device", args.device, "--batch-size", str(batch),
-             *size], out/f"throughput_batch{batch}.md", 300)
+             *size], out/f"throughput_batch{batch}.md", args, 300)
     parts["bf16_fp32"] = shell([sys.executable, "benchmarks/step_variants.py", "--device", args.device, "--no-compile",
                                 "--batch-size", "32" if args.quick else "256",
                                 # quick: the narrowest alone (torch 2.1, bf16 without bf16 units: 35x fp32 at width 16)
                                 *(["--steps", "2", "--repeats", "1", "--widths", "8"] if args.quick else [])],
-                               out/"bf16_fp32.md", 300)
+                               out/"bf16_fp32.md", args, 300)
     return parts
 
 
@@ -120,7 +125,7 @@ def mini_reproduce(out, args) -> dict:
     try: load_dataset("cifar10", "test")
     except DataNotFoundError: return "skipped: CIFAR-10 not found on this machine (set SIMSIAM_COLLAPSE_DATA)"
     r = shell([CLI, "reproduce", "--scale", "mini", "--device", args.device, "--jobs", "4",
-               "--out", str(out/"mini")], out/"mini_reproduce.txt", int(args.deadline - time.monotonic()))
+               "--out", str(out/"mini")], out/"mini_reproduce.txt", args)
     for name in ("REPORT.md", "runs.csv"):
         if (out/"mini"/name).exists(): shutil.copy(out/"mini"/name, out/f"mini_{name}")
     shutil.rmtree(out/"mini"/"runs", ignore_errors=True)

@@ -3,6 +3,9 @@ carries to a GPU machine without a network (benchmarks/gpu_wheels.py)."""
 import json
 import os
 import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -39,3 +42,18 @@ def test_the_wheels_carried_are_the_requirements_the_gpu_machine_lacks(tmp_path)
 def test_gpu_wheels_refuses_a_python_version_it_cannot_pass_to_pip(capsys):
     with pytest.raises(SystemExit): gpu_wheels.main(["--python-version", "312"])
     assert "--python-version '312': give major.minor, such as 3.12" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_part_that_runs_past_the_deadline_is_stopped_with_its_children(tmp_path):
+    "A hung part (a kernel that never answers, say) must leave the check's time to the parts after it."
+    import gpu_check
+    child = tmp_path/"child"
+    args = SimpleNamespace(deadline=time.monotonic() + 1)
+    result = gpu_check.shell(["bash", "-c", f"sleep 60 & echo $! > {child}; wait"], tmp_path/"log", args, cap=300)
+    assert result["returncode"] == "timed out" and result["seconds"] < 10
+    stat = Path(f"/proc/{child.read_text().strip()}/stat")
+    time.sleep(0.2)
+    assert not stat.exists() or stat.read_text().split()[2] == "Z"  # gone, or dead and not yet reaped
+    quick = gpu_check.shell(["true"], tmp_path/"log", SimpleNamespace(deadline=time.monotonic() + 60), cap=300)
+    assert quick["returncode"] == 0
