@@ -103,6 +103,7 @@ def test_a_run_under_torchrun(tmp_path):
     "The command as a multi-GPU user starts it, on one process: torchrun --no-python simsiam-collapse train."
     # beside this Python, or on PATH where the package was installed elsewhere (pip --target on a GPU machine)
     cli = shutil.which("simsiam-collapse", path=os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]))
+    assert cli, f"no simsiam-collapse beside {sys.executable} or on PATH: the package is not installed"
     args = ["--dataset", "digits", "--width", "8", "--epochs", "1", "--batch-size", "128", "--train-images", "512",
             "--proj-hidden-dim", "32", "--proj-dim", "32", "--pred-hidden-dim", "8", "--probe-size", "200",
             "--device", str(DEVICE), "--run-dir", str(tmp_path/"run")]
