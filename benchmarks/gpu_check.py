@@ -11,7 +11,8 @@ cut off still leaves what it measured; `summary.json` is rewritten after every p
    pipeline and the bare step, with the ratios) and bf16 against fp32 (`step_variants.py`);
 5. one timed epoch of the `gpu` scale for ResNet-18 and ResNet-50 (50,000 CIFAR-10 images, or fake ones of that shape),
    and the time of a 100-epoch run of each projected from it;
-6. if the time left allows: the whole `mini` reproduction on the device, runs side by side, its verdicts.
+6. a profile of ResNet-18's training step at that scale: the operators by time, the augmentation and the model step;
+7. if the time left allows: the whole `mini` reproduction on the device, runs side by side, its verdicts.
 
     .venv/bin/python benchmarks/gpu_check.py --out results/gpu-check/h100-2026-12-05   # on a GPU, under 8 minutes
     .venv/bin/python benchmarks/gpu_check.py --device cpu --quick                       # the same, CI-sized, on a CPU
@@ -120,6 +121,32 @@ def epoch_times(out, args) -> dict:
     return rows
 
 
+def profile(out, args) -> dict:
+    """Where the time of one training step goes at the `gpu` scale (ResNet-18, width 64, batch 512; bf16 on CUDA):
+    torch.profiler over a few steps after a warm-up, the operators by total time, the augmentation and the model step
+    among them. Should a speed target be missed, this says why without waiting for another GPU."""
+    import torch
+    from torch.autograd.profiler_util import FunctionEventAvg
+    from torch.profiler import ProfilerActivity
+    sys.path.insert(0, str(ROOT/"benchmarks"))
+    from train_throughput import ours
+
+    from simsiam_collapse.datasets import load_dataset
+    device = torch.device(args.device)
+    width, batch, steps = (8, 32, 2) if args.quick else (64, 512, 10)
+    run = ours(load_dataset("fake", num_samples=4 * batch, image_size=32), width, batch, steps, device)
+    run(3)  # warm-up: the allocator, cuDNN's choice of kernels
+    on_gpu = device.type == "cuda"
+    with torch.profiler.profile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * on_gpu) as prof:
+        seconds = run(steps)
+    # torch 2.4 renamed the CUDA columns to device ones
+    key = ("device_time_total" if hasattr(FunctionEventAvg, "device_time_total") else "cuda_time_total") if on_gpu \
+        else "cpu_time_total"
+    title = f"ResNet-18 width {width}, batch {batch}, {steps} steps ({seconds:.2f} s under the profiler), {device}"
+    (out/"profile_step.txt").write_text(f"{title}\n{prof.key_averages().table(sort_by=key, row_limit=30)}\n")
+    return dict(width=width, batch=batch, steps=steps, sorted_by=key, log="profile_step.txt")
+
+
 def mini_reproduce(out, args) -> dict:
     from simsiam_collapse.datasets import DataNotFoundError, load_dataset
     try: load_dataset("cifar10", "test")
@@ -133,7 +160,8 @@ def mini_reproduce(out, args) -> dict:
 
 
 PARTS = [("environment", environment, 5), ("cuda_tests", cuda_tests, 60), ("smoke_reproduce", smoke_reproduce, 120),
-         ("throughput", throughput, 90), ("epoch_times", epoch_times, 90), ("mini_reproduce", mini_reproduce, 400)]
+         ("throughput", throughput, 90), ("epoch_times", epoch_times, 90),
+         ("profile", profile, 30), ("mini_reproduce", mini_reproduce, 400)]
 
 
 def main(argv=None):

@@ -23,6 +23,7 @@ def test_the_gpu_check_runs_on_the_cpu_in_its_quick_form(tmp_path, monkeypatch):
     assert "| a / b | a / c |" in (tmp_path/"throughput_batch32.md").read_text()
     assert {"resnet18", "resnet50"} <= set(json.loads((tmp_path/"epoch_times.json").read_text()))
     assert (tmp_path/"smoke_REPORT.md").exists() and (tmp_path/"environment.json").exists()
+    assert "model step" in (tmp_path/"profile_step.txt").read_text()  # the step's two parts are named in the profile
 
 
 def test_the_wheels_carried_are_the_requirements_the_gpu_machine_lacks(tmp_path):
