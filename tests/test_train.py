@@ -449,6 +449,19 @@ def test_total_collapse_finishes_and_is_logged(tmp_path):
     assert json.loads((run/"status.json").read_text())["state"] == "done"
 
 
+def test_a_constant_ema_momentum_reaches_every_step(tmp_path, monkeypatch):
+    "ema_cosine=False: every step moves BYOL's target with ema_momentum itself, not the cosine that is the default."
+    from simsiam_collapse.methods import BYOL
+    momenta, update = [], BYOL.momentum_update
+    def recording_update(self, m):
+        momenta.append(m)
+        return update(self, m)
+    monkeypatch.setattr(BYOL, "momentum_update", recording_update)
+    cfg = TrainConfig(method="byol", epochs=1, ema_cosine=False, ema_momentum=0.9, train_images=256, **TINY)
+    train(cfg, tmp_path/"run", progress=False)
+    assert len(momenta) >= 2 and set(momenta) == {0.9}
+
+
 def test_the_ema_follows_its_schedule_and_the_logged_loss_is_the_epochs_mean(tmp_path, monkeypatch):
     """Every step moves BYOL's target with momentum_schedule(t, all steps) and runs at the learning rate of its
     fractional epoch (BYOL's per-step schedule, warm-up included) in every group, in float32 when asked; an epoch logs
