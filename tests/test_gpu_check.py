@@ -24,6 +24,7 @@ def test_the_gpu_check_runs_on_the_cpu_in_its_quick_form(tmp_path, monkeypatch):
     assert {"resnet18", "resnet50"} <= set(json.loads((tmp_path/"epoch_times.json").read_text()))
     assert (tmp_path/"smoke_REPORT.md").exists() and (tmp_path/"environment.json").exists()
     assert "model step" in (tmp_path/"profile_step.txt").read_text()  # the step's two parts are named in the profile
+    assert summary["speed_targets"].keys() == {"epoch_seconds", "of_bare_step", "over_paper_pipeline"}
 
 
 def test_the_wheels_carried_are_the_requirements_the_gpu_machine_lacks(tmp_path):
@@ -58,3 +59,15 @@ def test_a_part_that_runs_past_the_deadline_is_stopped_with_its_children(tmp_pat
     assert not stat.exists() or stat.read_text().split()[2] == "Z"  # gone, or dead and not yet reaped
     quick = gpu_check.shell(["true"], tmp_path/"log", SimpleNamespace(deadline=time.monotonic() + 60), cap=300)
     assert quick["returncode"] == 0
+
+
+def test_the_speed_targets_are_read_off_the_widest_row_of_the_throughput_table(tmp_path):
+    import gpu_check
+    (tmp_path/"throughput_batch512.md").write_text(
+        "machine: ...\n"
+        "| width | (a) ours pairs/s | (b) paper pipeline pairs/s | (c) bare step pairs/s | a / b | a / c |\n"
+        "|---|---|---|---|---|---|\n| 16 | 1 | 1 | 1 | 1.00 | 1.00 |\n| 64 | 10000 | 4000 | 10500 | 2.50 | 0.95 |\n")
+    got = gpu_check.speed_targets(tmp_path, SimpleNamespace(quick=False, device="cuda"))
+    assert got == {"epoch_seconds": dict(measured=5.0, met=True), "of_bare_step": dict(measured=0.95, met=True),
+                   "over_paper_pipeline": dict(measured=2.5, met=False)}  # 50,000 / 10,000 s; 10,000 / 10,500; / 4,000
+    assert "| ours at >= 3x the paper's per-image pipeline | 2.50x | no |" in (tmp_path/"speed_targets.md").read_text()
