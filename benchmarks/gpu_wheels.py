@@ -32,6 +32,11 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def distribution(wheel: Path) -> str:
+    "The canonical name of the distribution a wheel file holds (its name up to the first dash)."
+    return canonical(wheel.name.split("-")[0])
+
+
 def needed_requirements(have: set[str]) -> list[str]:
     "settings.ini's core and experiments requirements that the target machine lacks and the check uses."
     config = ConfigParser(delimiters=["="])
@@ -66,15 +71,15 @@ def main(argv=None):
     have = read_have(args.have)
     with tempfile.TemporaryDirectory() as tmp:
         resolved = download(needed_requirements(have), args.python_version, Path(tmp))
-        wheels = [w for w in resolved if canonical(w.name.split("-")[0]) not in have]
+        wheels = [w for w in resolved if distribution(w) not in have]
         shutil.rmtree(args.dest, ignore_errors=True); args.dest.mkdir(parents=True)
         wheels = [Path(shutil.copy(w, args.dest)) for w in wheels]
     # what the check takes from the machine instead: the rehearsal (gpu_rehearsal.sh) installs these and no more
-    relied_on = sorted({canonical(w.name.split("-")[0]) for w in resolved} & have)
+    relied_on = sorted({distribution(w) for w in resolved} & have)
     (args.dest/"relied-on.txt").write_text("\n".join(relied_on) + "\n")
     size = sum(w.stat().st_size for w in wheels) / 2 ** 20
     print(f"{len(wheels)} wheels for CPython {args.python_version}, {size:.1f} MiB, in {args.dest}:")
-    print(" ".join(w.name.split("-")[0] for w in wheels))
+    print(" ".join(distribution(w) for w in wheels))
     print(f"relied on from the machine ({args.dest/'relied-on.txt'}):", " ".join(relied_on))
 
 
