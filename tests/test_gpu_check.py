@@ -10,13 +10,13 @@ from types import SimpleNamespace
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+import gpu_check  # noqa: E402
 import gpu_wheels  # noqa: E402
 
 
 @pytest.mark.slow
 def test_the_gpu_check_runs_on_the_cpu_in_its_quick_form(tmp_path, monkeypatch):
     "make gpu-check, CI-sized on the CPU, so that the minutes of a lent GPU are never spent on a typo (3 min)."
-    import gpu_check
     assert gpu_check.main(["--device", "cpu", "--quick", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path/"summary.json").read_text())
     assert [summary[k]["returncode"] for k in ("cuda_tests", "smoke_reproduce")] == [0, 0]
@@ -49,7 +49,6 @@ def test_gpu_wheels_refuses_a_python_version_it_cannot_pass_to_pip(capsys):
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_a_part_that_runs_past_the_deadline_is_stopped_with_its_children(tmp_path):
     "A hung part (a kernel that never answers, say) must leave the check's time to the parts after it."
-    import gpu_check
     child = tmp_path/"child"
     args = SimpleNamespace(deadline=time.monotonic() + 1)
     result = gpu_check.shell(["bash", "-c", f"sleep 60 & echo $! > {child}; wait"], tmp_path/"log", args, cap=300)
@@ -62,7 +61,6 @@ def test_a_part_that_runs_past_the_deadline_is_stopped_with_its_children(tmp_pat
 
 
 def test_the_speed_targets_are_read_off_the_widest_row_of_the_throughput_table(tmp_path):
-    import gpu_check
     (tmp_path/"throughput_batch512.md").write_text(
         "machine: ...\n"
         "| width | (a) ours pairs/s | (b) paper pipeline pairs/s | (c) bare step pairs/s | a / b | a / c |\n"

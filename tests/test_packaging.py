@@ -22,10 +22,15 @@ def imported_top_level_modules() -> set[str]:
     return names - set(sys.stdlib_module_names) - {"simsiam_collapse", "__future__"}
 
 
+def settings() -> configparser.SectionProxy:
+    "settings.ini's settings (the package's metadata and requirements)."
+    cfg = configparser.ConfigParser(); cfg.read(ROOT/"settings.ini")
+    return cfg["DEFAULT"]
+
+
 def declared(keys=("requirements", "experiments_requirements", "lightning_requirements")) -> set[str]:
     "The distributions settings.ini requires under `keys` (the core, and the extras setup.py builds from them)."
-    cfg = configparser.ConfigParser(); cfg.read(ROOT/"settings.ini")
-    reqs = [r for k in keys for r in cfg["DEFAULT"][k].split()]
+    reqs = [r for k in keys for r in settings()[k].split()]
     return {re.split(r"[<>=!~\[]", r)[0].lower().replace("_", "-") for r in reqs}
 
 
@@ -66,11 +71,6 @@ def test_the_core_api_imports_and_runs_with_torch_numpy_and_tqdm_alone():
     assert declared(("requirements",)) == {"torch", "numpy", "tqdm"}
 
 
-def min_python() -> str:
-    cfg = configparser.ConfigParser(); cfg.read(ROOT/"settings.ini")
-    return cfg["DEFAULT"]["min_python"]
-
-
 def notebooks_as_scripts(folder: Path) -> Path:
     "Every notebook's code cells as one script under `folder` (shell and magic lines left out: they are not Python)."
     import json
@@ -86,7 +86,7 @@ def test_no_code_needs_a_python_newer_than_min_python(tmp_path):
     Python each file runs on, from its syntax and the standard-library names it uses (ruff's target-version, which must
     be the same Python, checks the syntax alone: `import tomllib` passes it and fails on 3.10)."""
     import_or_skip("vermin")
-    oldest = min_python()
+    oldest = settings()["min_python"]
     ruff = re.search(r'^target-version\s*=\s*"py(\d)(\d+)"', (ROOT/"ruff.toml").read_text(), re.M)
     assert ruff and ".".join(ruff.groups()) == oldest, f"ruff.toml's target-version is not min_python {oldest}"
     code = [ROOT/"simsiam_collapse", ROOT/"tests", ROOT/"benchmarks", notebooks_as_scripts(tmp_path)]
