@@ -159,7 +159,7 @@ def e6_checks(rows) -> dict[int, list[Check]]:
     wider, so its AUC is not compared)."""
     small = [a for a in SMALL_NETWORKS if a in _values(rows, "backbone")]
     orderings = set(_values(rows, "ordering"))
-    def est(a, o, value="accuracy"): return estimate_of(rows, value, backbone=a, ordering=o)
+    def est(a, o): return estimate_of(rows, backbone=a, ordering=o)
     checks6 = []
     for a in small:
         for better in ("single_pass", "hybrid"):
