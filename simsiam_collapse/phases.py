@@ -248,7 +248,8 @@ def ratio_check(what, r: DoseRatio, seeds_now: int, margin=DOSE_MARGIN) -> Check
     """A comparison of critical doses as a claim's check ('a collapses later than b'): holds when the permutation test
     shows a later, fails when it shows a earlier or when the interval's top lies below `margin` (no delay worth the
     name); undecided otherwise, with the seeds per dose that 80 % power would need to decide (`seeds_for_power`: to
-    tell the ratio from 1, or, measured under the margin, to show any delay under it, whichever needs fewer)."""
+    tell the ratio from 1, or, measured under the margin, to show any delay under it, whichever needs fewer; where the
+    bootstrap's spread says that the seeds run would already do, the permutation test disagrees: more, said as such)."""
     if math.isnan(r.ratio): return Check(what, None, "neither collapses within the ladder: raise its top dose")
     if r.decided is not None: return Check(what, r.decided, r.format())
     if r.high < margin: return Check(what, False, f"{r.format()}; any delay is under x{margin:g}")
@@ -256,7 +257,9 @@ def ratio_check(what, r: DoseRatio, seeds_now: int, margin=DOSE_MARGIN) -> Check
     targets = [1.0] + ([margin] if r.ratio < margin else [])
     need = min((n for t in targets if (n := seeds_for_power(r, seeds_now, target=t))), default=None)
     off = not (0 < r.low <= r.high < math.inf)  # a bound beyond the ladder: its doses cannot place it
-    why = (f"{need} seeds per dose for 80 % power to decide" if need else
+    why = (f"more than {seeds_now} seeds per dose: the bootstrap's spread would decide at {need}, the permutation "
+           "test does not" if need and need <= seeds_now else
+           f"{need} seeds per dose for 80 % power to decide" if need else
            "an end of the interval beyond the ladder: more seeds or doses" if off else "no difference measured")
     return Check(what, None, f"{r.format()}; {why}")
 
