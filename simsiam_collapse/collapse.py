@@ -229,8 +229,9 @@ def _inputs_of(item, key=None):
     if isinstance(item, dict):
         found = key if key is not None else next((k for k in INPUT_KEYS if k in item), None)
         if found not in item:
-            raise KeyError(f"A dict batch has the keys {sorted(map(str, item))}; the inputs are under none of "
-                           f"{f'key={key!r}' if key is not None else ', '.join(INPUT_KEYS)}: pass key='<the inputs'>.")
+            looked = f"not key={key!r}" if key is not None else f"none of the usual names ({', '.join(INPUT_KEYS)})"
+            raise KeyError(f"A dict batch has the keys {sorted(map(str, item))}, {looked}: pass key= the name of the "
+                           "inputs among them.")
         item = item[found]
     return torch.from_numpy(item) if isinstance(item, np.ndarray) else item
 
