@@ -5,7 +5,7 @@ import configparser
 import re
 import subprocess
 import sys
-from importlib.metadata import packages_distributions
+from importlib.metadata import distributions, packages_distributions
 from pathlib import Path
 
 from optional import import_or_skip
@@ -34,8 +34,28 @@ def declared(keys=("requirements", "experiments_requirements", "lightning_requir
     return {re.split(r"[<>=!~\[]", r)[0].lower().replace("_", "-") for r in reqs}
 
 
+def module_distributions() -> dict[str, list[str]]:
+    """{top-level module: the distributions that install it}: `packages_distributions`, which before Python 3.11 reads
+    only top_level.txt (scikit-learn's wheels have none: `sklearn` came out unowned on 3.10), completed from each
+    distribution's list of files, as 3.11 does."""
+    found = {m: list(d) for m, d in packages_distributions().items()}
+    for dist in distributions():
+        if dist.read_text("top_level.txt"): continue  # read above
+        name, files = dist.metadata["Name"], dist.files or ()
+        for top in {f.parts[0] if len(f.parts) > 1 else f.stem for f in files if len(f.parts) > 1 or f.suffix == ".py"}:
+            if top.isidentifier() and name not in found.setdefault(top, []): found[top].append(name)
+    return found
+
+
+def test_module_distributions_name_the_owner_of_each_module():
+    # sklearn: scikit-learn's wheels carry no top_level.txt; _pytest: a module named unlike its distribution
+    expected, dists = {"sklearn": "scikit-learn", "numpy": "numpy", "_pytest": "pytest"}, module_distributions()
+    assert {m: d in dists.get(m, []) for m, d in expected.items()} == dict.fromkeys(expected, True), \
+        {m: dists.get(m) for m in expected}
+
+
 def test_every_imported_third_party_module_is_declared():
-    dists = packages_distributions()
+    dists = module_distributions()
     missing = {m: dists.get(m, ["?"]) for m in imported_top_level_modules()
                if not {d.lower().replace("_", "-") for d in dists.get(m, [m])} & declared()}
     assert not missing, f"imported but not in settings.ini's requirements (module: distributions): {missing}"
