@@ -248,8 +248,8 @@ def ratio_check(what, r: DoseRatio, seeds_now: int, margin=DOSE_MARGIN) -> Check
     """A comparison of critical doses as a claim's check ('a collapses later than b'): holds when the permutation test
     shows a later, fails when it shows a earlier or when the interval's top lies below `margin` (no delay worth the
     name); undecided otherwise, with the seeds per dose that 80 % power would need to decide (`seeds_for_power`: to
-    tell the ratio from 1, or, measured under the margin, to show any delay under it, whichever needs fewer; where the
-    bootstrap's spread says that the seeds run would already do, the permutation test disagrees: more, said as such)."""
+    tell the ratio from 1, or, measured under the margin, to show any delay under it, whichever needs fewer; 'more
+    than' the seeds run where the bootstrap's spread says they should have decided and the permutation test did not)."""
     if math.isnan(r.ratio): return Check(what, None, "neither collapses within the ladder: raise its top dose")
     if r.decided is not None: return Check(what, r.decided, r.format())
     if r.high < margin: return Check(what, False, f"{r.format()}; any delay is under x{margin:g}")
