@@ -31,19 +31,20 @@ class LARS(torch.optim.Optimizer):
     def step(self):
         for g in self.param_groups:
             for p in g["params"]:
-                if p.grad is None: continue
-                dp = p.grad
-                if p.ndim > 1 and not g.get("lars_exclude", False):
-                    dp = dp.add(p, alpha=g["weight_decay"])
-                    p_norm, u_norm = torch.norm(p), torch.norm(dp)
-                    one = torch.ones_like(p_norm)
-                    q = torch.where(
-                        p_norm > 0, torch.where(u_norm > 0, g["trust_coefficient"] * p_norm / u_norm, one), one
-                    )
-                    dp = dp.mul(q)
-                mu = self.state[p].setdefault("mu", torch.zeros_like(p))
-                mu.mul_(g["momentum"]).add_(dp)
-                p.add_(mu, alpha=-g["lr"])
+                if p.grad is not None: self._update(p, g)  # apart: mutation testing skips decorated functions
+
+    def _update(self, p, g):
+        "One parameter's step: gradient plus weight decay, scaled by trust * |p| / |that| (matrices only), momentum."
+        dp = p.grad
+        if p.ndim > 1 and not g.get("lars_exclude", False):
+            dp = dp.add(p, alpha=g["weight_decay"])
+            p_norm, u_norm = torch.norm(p), torch.norm(dp)
+            one = torch.ones_like(p_norm)
+            q = torch.where(p_norm > 0, torch.where(u_norm > 0, g["trust_coefficient"] * p_norm / u_norm, one), one)
+            dp = dp.mul(q)
+        mu = self.state[p].setdefault("mu", torch.zeros_like(p))
+        mu.mul_(g["momentum"]).add_(dp)
+        p.add_(mu, alpha=-g["lr"])
 
 # %% ../nbs/09_optim.ipynb #56e51461
 class LARC(torch.optim.Optimizer):
@@ -58,11 +59,14 @@ class LARC(torch.optim.Optimizer):
     def step(self):
         for g in self.param_groups:
             for p in g["params"]:
-                if p.grad is None: continue
-                dp, p_norm, g_norm = p.grad, torch.norm(p), torch.norm(p.grad)
-                if p_norm != 0 and g_norm != 0:
-                    ratio = g["trust_coefficient"] * p_norm / (g_norm + p_norm * g["weight_decay"] + g["eps"])
-                    dp = dp.add(p, alpha=g["weight_decay"]).mul(ratio)
-                mu = self.state[p].setdefault("mu", torch.zeros_like(p))
-                mu.mul_(g["momentum"]).add_(dp)
-                p.add_(mu, alpha=-g["lr"])
+                if p.grad is not None: self._update(p, g)  # apart: mutation testing skips decorated functions
+
+    def _update(self, p, g):
+        "One parameter's step: (gradient + weight decay) x trust |p| / (|g| + wd |p| + eps), unless a norm is 0."
+        dp, p_norm, g_norm = p.grad, torch.norm(p), torch.norm(p.grad)
+        if p_norm != 0 and g_norm != 0:
+            ratio = g["trust_coefficient"] * p_norm / (g_norm + p_norm * g["weight_decay"] + g["eps"])
+            dp = dp.add(p, alpha=g["weight_decay"]).mul(ratio)
+        mu = self.state[p].setdefault("mu", torch.zeros_like(p))
+        mu.mul_(g["momentum"]).add_(dp)
+        p.add_(mu, alpha=-g["lr"])
