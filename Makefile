@@ -72,9 +72,9 @@ test-oldest: setup
 	$(OLDEST)/bin/nbdev_test --n_workers 2
 	$(OLDEST)/bin/python -m pytest -m "not slow and not package_checks" tests
 
-# Mutation testing of the metric, the orderings, the methods, the training step and the claims' statistics and rules
-# (setup.cfg, tests/mutation_score.py, tests/README.md); a few hours on two cores, not part of CI. MODULES narrows it to
-# the targets of some modules (MODULES=train, MODULES="claims rules"), MUTANTS to mutmut name patterns.
+# Mutation testing of the modules that TARGETS in tests/mutation_score.py names (setup.cfg, tests/README.md); a few
+# hours on two cores, not part of CI. MODULES narrows it to the targets of some modules (MODULES=train,
+# MODULES="claims rules"), MUTANTS to mutmut name patterns.
 # One thread per mutmut worker: with torch's default (a thread per core) the workers would oversubscribe the cores.
 # mutmut keeps its results in mutants/; a stopped pass resumes with what has no result yet (mutmut itself re-runs every
 # mutant it is named), and a function changed since is judged anew. rm -rf mutants/ for a fresh pass.

@@ -19,7 +19,20 @@ def learning_rate(base_lr, t, epochs, warmup_epochs=0) -> float:
     return base_lr * 0.5 * (1 + math.cos(math.pi * (t - warmup_epochs) / max(1e-12, epochs - warmup_epochs)))
 
 # %% ../nbs/09_optim.ipynb #5758adc5
-class LARS(torch.optim.Optimizer):
+class _MomentumSGD(torch.optim.Optimizer):
+    "SGD with momentum (dampening 0) along each parameter's `_direction`, the gradient as the subclass scales it."
+    @torch.no_grad()
+    def step(self):
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is not None: self._update(p, g)  # apart: mutation testing skips decorated functions
+
+    def _update(self, p, g):
+        mu = self.state[p].setdefault("mu", torch.zeros_like(p))
+        mu.mul_(g["momentum"]).add_(self._direction(p, g))
+        p.add_(mu, alpha=-g["lr"])
+
+class LARS(_MomentumSGD):
     """SGD with momentum and layer-wise adaptive rate scaling, as in SimSiam's and MoCo-v3's code; 1-d parameters are
     not adapted."""
     def __init__(self, params, lr=0.0, weight_decay=0.0, momentum=0.9, trust_coefficient=0.001):
@@ -27,14 +40,8 @@ class LARS(torch.optim.Optimizer):
             params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, trust_coefficient=trust_coefficient)
         )
 
-    @torch.no_grad()
-    def step(self):
-        for g in self.param_groups:
-            for p in g["params"]:
-                if p.grad is not None: self._update(p, g)  # apart: mutation testing skips decorated functions
-
-    def _update(self, p, g):
-        "One parameter's step: gradient plus weight decay, scaled by trust * |p| / |that| (matrices only), momentum."
+    def _direction(self, p, g):
+        "A matrix's gradient plus weight decay, scaled to trust * |p| over its norm; other parameters' gradient as is."
         dp = p.grad
         if p.ndim > 1 and not g.get("lars_exclude", False):
             dp = dp.add(p, alpha=g["weight_decay"])
@@ -42,12 +49,10 @@ class LARS(torch.optim.Optimizer):
             one = torch.ones_like(p_norm)
             q = torch.where(p_norm > 0, torch.where(u_norm > 0, g["trust_coefficient"] * p_norm / u_norm, one), one)
             dp = dp.mul(q)
-        mu = self.state[p].setdefault("mu", torch.zeros_like(p))
-        mu.mul_(g["momentum"]).add_(dp)
-        p.add_(mu, alpha=-g["lr"])
+        return dp
 
 # %% ../nbs/09_optim.ipynb #56e51461
-class LARC(torch.optim.Optimizer):
+class LARC(_MomentumSGD):
     "SGD with momentum under apex's LARC (clip off), as the authors' linear probe runs it: every parameter adapted."
     def __init__(self, params, lr=0.0, weight_decay=0.0, momentum=0.9, trust_coefficient=0.001, eps=1e-8):
         super().__init__(
@@ -55,18 +60,10 @@ class LARC(torch.optim.Optimizer):
             dict(lr=lr, weight_decay=weight_decay, momentum=momentum, trust_coefficient=trust_coefficient, eps=eps),
         )
 
-    @torch.no_grad()
-    def step(self):
-        for g in self.param_groups:
-            for p in g["params"]:
-                if p.grad is not None: self._update(p, g)  # apart: mutation testing skips decorated functions
-
-    def _update(self, p, g):
-        "One parameter's step: (gradient + weight decay) x trust |p| / (|g| + wd |p| + eps), unless a norm is 0."
+    def _direction(self, p, g):
+        "(gradient + weight decay) x trust |p| / (|g| + wd |p| + eps), unless a norm is 0 (then the gradient as is)."
         dp, p_norm, g_norm = p.grad, torch.norm(p), torch.norm(p.grad)
         if p_norm != 0 and g_norm != 0:
             ratio = g["trust_coefficient"] * p_norm / (g_norm + p_norm * g["weight_decay"] + g["eps"])
             dp = dp.add(p, alpha=g["weight_decay"]).mul(ratio)
-        mu = self.state[p].setdefault("mu", torch.zeros_like(p))
-        mu.mul_(g["momentum"]).add_(dp)
-        p.add_(mu, alpha=-g["lr"])
+        return dp
