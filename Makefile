@@ -75,6 +75,8 @@ test-oldest: setup
 # Mutation testing of the modules that TARGETS in tests/mutation_score.py names (setup.cfg, tests/README.md); a few
 # hours on two cores, not part of CI. MODULES narrows it to the targets of some modules (MODULES=train,
 # MODULES="claims rules"), MUTANTS to mutmut name patterns.
+# mutmut runs through tests/mutmut_run.py, which lets it mutate the methods @patch adds to a class; its own test runs
+# first, so that a mutmut it no longer fits stops the pass before any mutant is judged.
 # One thread per mutmut worker: with torch's default (a thread per core) the workers would oversubscribe the cores.
 # mutmut keeps its results in mutants/; a stopped pass resumes with what has no result yet (mutmut itself re-runs every
 # mutant it is named), and a function changed since is judged anew. rm -rf mutants/ for a fresh pass.
@@ -82,8 +84,9 @@ MUTANTS ?=
 MODULES ?=
 mutation: setup
 	$(BIN)/python -m pip install -q -e ".[dev,mutation]"
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_mutmut_run.py
 	set -f; todo="$(or $(MUTANTS),$$($(BIN)/python tests/mutation_score.py --pending $(MODULES)))"; \
-	if [ -n "$$todo" ]; then OMP_NUM_THREADS=1 $(BIN)/mutmut run $$todo; else echo "Every mutant has a result (rm -rf mutants/ to judge again)."; fi
+	if [ -n "$$todo" ]; then OMP_NUM_THREADS=1 $(BIN)/python tests/mutmut_run.py run $$todo; else echo "Every mutant has a result (rm -rf mutants/ to judge again)."; fi
 	$(BIN)/python tests/mutation_score.py --survivors
 
 # mini trains on CIFAR-10: from ../shared/data when it is there, else downloaded once (170 MB) into ~/.cache/simsiam_collapse.

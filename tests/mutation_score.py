@@ -15,7 +15,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "simsiam_collapse"
 # What `make mutation` mutates: the metric and the label-free measures, the optimisers, the orderings and the methods
 # whole (their figures aside: a wrong label changes no number), of training the step itself (model, optimiser, learning
 # rate, views, the epoch loop), and the claims' statistics and rules whole, at one dose (claims, rules) and on the
-# phase diagram (phases). mutmut leaves out decorated functions: tests/README.md lists them.
+# phase diagram (phases). mutmut leaves out decorated functions but `@patch` ones (mutmut_run.py): tests/README.md
+# lists the rest.
 TARGETS = {"collapse": None, "measures": None, "optim": None, "orderings": None, "methods": None,
            "train": {"build_model", "build_optimizer", "set_learning_rate", "_views", "train_epoch"},
            "claims": None, "rules": None, "phases": None}
