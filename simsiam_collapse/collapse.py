@@ -186,7 +186,8 @@ def update(self: SpectrumAccumulator, batch):
     self.exponent = exponent
     if exponent: x = x * 2.0 ** -exponent
     if self.gram is None:
-        self.shift = x.mean(0) if self.center else torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
+        # rows are summed less the first batch's mean, so that no spectrum loses digits to a large common offset
+        self.shift = x.mean(0)
         self.sum = torch.zeros_like(self.shift)
         self.gram = torch.zeros(x.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
     x = x.to(self.gram.device) - self.shift
