@@ -128,11 +128,11 @@ class _MomentumMethod(SSLMethod):
     def online_parameters(self):
         return list(self.backbone.parameters()) + list(self.projector.parameters())
 
+    @torch.no_grad()
     def momentum_update(self, m: float):
         "theta_target <- m * theta_target + (1 - m) * theta_online."
-        with torch.no_grad():  # a block, not a decorator: mutation testing skips decorated functions
-            torch._foreach_mul_(self.target_parameters(), m)
-            torch._foreach_add_(self.target_parameters(), self.online_parameters(), alpha=1 - m)
+        torch._foreach_mul_(self.target_parameters(), m)
+        torch._foreach_add_(self.target_parameters(), self.online_parameters(), alpha=1 - m)
 
     @torch.no_grad()
     def target(self, x): return self.target_projector(self.target_backbone(x))

@@ -25,7 +25,7 @@ class _MomentumSGD(torch.optim.Optimizer):
     def step(self):
         for g in self.param_groups:
             for p in g["params"]:
-                if p.grad is not None: self._update(p, g)  # apart: mutation testing skips decorated functions
+                if p.grad is not None: self._update(p, g)
 
     def _update(self, p, g):
         mu = self.state[p].setdefault("mu", torch.zeros_like(p))

@@ -1,4 +1,5 @@
-"The mutmut launcher of `make mutation` (`tests/mutmut_run.py`): methods added with `@patch` are mutated and judged."
+"""The mutmut launcher of `make mutation` (`tests/mutmut_run.py`): functions under `@patch`, `@property` and
+`@torch.no_grad()` are mutated, and each mutant is what the class's users call."""
 import sys
 import types
 
@@ -11,19 +12,27 @@ from mutmut.mutation import file_mutation  # noqa: E402
 
 SOURCE = '''
 import functools
+import torch
 from simsiam_collapse.basics import patch
 
 class Box:
     def __init__(self, n): self.n = n
 
+    @property
+    def tripled(self):
+        return self.n * 3
+
 @patch
+@torch.no_grad()
 def doubled(self: Box):
-    return self.n * 2
+    return self.n * 2, torch.is_grad_enabled()
 
 @functools.cache
 def cached(n):
     return n + 1
 '''
+CALLS = {"doubled": lambda box: box.doubled(), "tripled": lambda box: box.tripled}
+UNMUTATED = {"doubled": (6, False), "tripled": 9}
 
 
 @pytest.fixture
@@ -41,29 +50,31 @@ def load(code, name, monkeypatch):
     return module
 
 
-def test_mutmut_alone_leaves_patched_methods_out():
+def mutants_of(names, function):
+    return [n for n in names if n.startswith(f"x_{function}__mutmut_") or n.startswith(f"xǁBoxǁ{function}__mutmut_")]
+
+
+def test_mutmut_alone_leaves_decorated_functions_out():
     names = file_mutation.mutate_file_contents("boxes.py", SOURCE).mutant_names
-    assert not any("doubled" in n for n in names)
+    assert not mutants_of(names, "doubled") and not mutants_of(names, "tripled")
 
 
-def test_a_patched_method_is_mutated_and_each_mutant_reaches_the_class(taught, monkeypatch):
+@pytest.mark.parametrize("function", ["doubled", "tripled"])
+def test_a_function_under_safe_decorators_is_mutated_and_each_mutant_reaches_the_class(function, taught, monkeypatch):
     mutated = file_mutation.mutate_file_contents("boxes.py", SOURCE)
-    doubled = [n for n in mutated.mutant_names if n.startswith("x_doubled__mutmut_")]
-    assert doubled and not any("cached" in n for n in mutated.mutant_names)  # another decorator: still left out
+    mutants = mutants_of(mutated.mutant_names, function)
+    assert mutants and not mutants_of(mutated.mutant_names, "cached")  # another decorator: still left out
     module = load(mutated.code, "boxes", monkeypatch)
-    assert module.x_doubled__mutmut_orig(module.Box(3)) == 6  # the copies are plain functions, not added to Box
-    assert not hasattr(module.Box, "x_doubled__mutmut_orig")
+    assert not hasattr(module.Box, "x_doubled__mutmut_orig")  # the copies are not added to the class by @patch
     monkeypatch.setenv("MUTANT_UNDER_TEST", "")
-    assert module.Box(3).doubled() == 6
-    results = set()
-    for name in doubled:
+    assert CALLS[function](module.Box(3)) == UNMUTATED[function]  # the decorators still act: a property, no_grad
+    for name in mutants:
         monkeypatch.setenv("MUTANT_UNDER_TEST", f"boxes.{name}")
-        try: results.add(module.Box(3).doubled())
-        except TypeError: results.add("TypeError")
-    assert 6 not in results  # every mutant of `self.n * 2` changes what Box(3).doubled() gives
+        try: assert CALLS[function](module.Box(3)) != UNMUTATED[function], name
+        except TypeError: pass  # a mutant that breaks the call is caught too
 
 
-def test_a_pragma_still_leaves_a_patched_method_out(taught):
+def test_a_pragma_still_leaves_a_decorated_function_out(taught):
     source = SOURCE.replace("def doubled(self: Box):", "def doubled(self: Box):  # pragma: no mutate block")
     assert source != SOURCE
-    assert not any("doubled" in n for n in file_mutation.mutate_file_contents("boxes.py", source).mutant_names)
+    assert not mutants_of(file_mutation.mutate_file_contents("boxes.py", source).mutant_names, "doubled")
