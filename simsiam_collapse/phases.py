@@ -22,9 +22,9 @@ from simsiam_collapse.claims import (
 from .paper import PAPER_SWITCH
 
 # %% auto #0
-__all__ = ['BOOTSTRAP_RESAMPLES', 'PERMUTATIONS', 'DIAGRAM_CONDITIONS', 'DIAGRAM_COMPARISONS', 'DOSE_MARGIN', 'monotone_fit',
-           'critical_dose', 'CriticalDose', 'percentiles', 'dose_interval', 'DoseRatio', 'dose_ratio',
-           'seeds_for_power', 'plot_phase_diagram', 'condition_settings', 'collapse_floor', 'ratio_check',
+__all__ = ['BOOTSTRAP_RESAMPLES', 'PERMUTATIONS', 'SIGNIFICANCE', 'DIAGRAM_CONDITIONS', 'DIAGRAM_COMPARISONS', 'DOSE_MARGIN',
+           'monotone_fit', 'critical_dose', 'CriticalDose', 'percentiles', 'dose_interval', 'significant', 'DoseRatio',
+           'dose_ratio', 'seeds_for_power', 'plot_phase_diagram', 'condition_settings', 'collapse_floor', 'ratio_check',
            'loo_r2_permutation_p', 'measure_checks', 'diagram_checks']
 
 # %% ../nbs/19_phases.ipynb #6308c692
@@ -116,6 +116,13 @@ def dose_interval(rows, floor, value="accuracy", resamples=BOOTSTRAP_RESAMPLES, 
 
 # %% ../nbs/19_phases.ipynb #09b2d094
 PERMUTATIONS = 999
+# a p-value below this decides; rounded, since 1 - CONFIDENCE is 0.050000000000000044 in floating point, which a p of
+# exactly 0.05 (50 of 1000: the observed and 49 of 999 shuffles as far) would pass
+SIGNIFICANCE = round(1 - CONFIDENCE, 12)
+
+def significant(p) -> bool:
+    "Whether a permutation test's p-value decides: below `SIGNIFICANCE`."
+    return p < SIGNIFICANCE
 
 @dataclass(frozen=True)
 class DoseRatio:
@@ -128,8 +135,8 @@ class DoseRatio:
 
     @property
     def decided(self) -> bool | None:
-        "True: a collapses later (p below 1 - CONFIDENCE); False: earlier; None: not shown."
-        if not self.p < 1 - CONFIDENCE or math.isnan(self.ratio): return None
+        "True: a collapses later (`significant` p); False: earlier; None: not shown."
+        if not significant(self.p) or math.isnan(self.ratio): return None
         return self.ratio > 1
 
     def format(self) -> str:
@@ -281,8 +288,8 @@ def measure_checks(rows) -> dict[int, list[Check]]:
                bool(rho <= ANTI_RHO) if math.isfinite(rho) else None, f"rho = {rho:+.2f}")
     if len(rows) < 4: return {3: [c3], 4: [Check("the fit needs at least 4 runs", None, f"{len(rows)} runs")]}
     fit, p = fit_accuracy_predictor(loss, auc, acc), loo_r2_permutation_p(loss, auc, acc)
-    c4 = Check(f"leave-one-out R² of accuracy ~ loss + AUC at least {LOO_R2}, permutation p < {1 - CONFIDENCE:.2g}",
-               bool(fit.loo_r2 >= LOO_R2 and p < 1 - CONFIDENCE),
+    c4 = Check(f"leave-one-out R² of accuracy ~ loss + AUC at least {LOO_R2}, permutation p < {SIGNIFICANCE:g}",
+               bool(fit.loo_r2 >= LOO_R2 and significant(p)),
                f"{fit.n} runs: R² {fit.r2:.2f} in sample, {fit.loo_r2:.2f} leave-one-out, permutation p = {p:.3f}")
     return {3: [c3], 4: [c4]}
 
