@@ -22,7 +22,7 @@ from simsiam_collapse.claims import (
 from .paper import PAPER_SWITCH
 
 # %% auto #0
-__all__ = ['BOOTSTRAP_RESAMPLES', 'PERMUTATIONS', 'SIGNIFICANCE', 'DIAGRAM_CONDITIONS', 'DIAGRAM_COMPARISONS', 'DOSE_MARGIN',
+__all__ = ['BOOTSTRAP_RESAMPLES', 'SIGNIFICANCE', 'PERMUTATIONS', 'DIAGRAM_CONDITIONS', 'DIAGRAM_COMPARISONS', 'DOSE_MARGIN',
            'monotone_fit', 'critical_dose', 'CriticalDose', 'percentiles', 'dose_interval', 'significant', 'DoseRatio',
            'dose_ratio', 'seeds_for_power', 'plot_phase_diagram', 'condition_settings', 'collapse_floor', 'ratio_check',
            'loo_r2_permutation_p', 'measure_checks', 'diagram_checks']
@@ -114,8 +114,7 @@ def dose_interval(rows, floor, value="accuracy", resamples=BOOTSTRAP_RESAMPLES, 
     low, high = percentiles(draws)
     return CriticalDose(point, float(low), float(high), max(by_dose))
 
-# %% ../nbs/19_phases.ipynb #09b2d094
-PERMUTATIONS = 999
+# %% ../nbs/19_phases.ipynb #5e1f0a7c
 # a p-value below this decides; rounded, since 1 - CONFIDENCE is 0.050000000000000044 in floating point, which a p of
 # exactly 0.05 (50 of 1000: the observed and 49 of 999 shuffles as far) would pass
 SIGNIFICANCE = round(1 - CONFIDENCE, 12)
@@ -123,6 +122,9 @@ SIGNIFICANCE = round(1 - CONFIDENCE, 12)
 def significant(p) -> bool:
     "Whether a permutation test's p-value decides: below `SIGNIFICANCE`."
     return p < SIGNIFICANCE
+
+# %% ../nbs/19_phases.ipynb #09b2d094
+PERMUTATIONS = 999
 
 @dataclass(frozen=True)
 class DoseRatio:
