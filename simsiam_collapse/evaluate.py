@@ -70,7 +70,7 @@ def extract_features(backbone, ds, *, batch_size=512, device=None, image_size=No
         raise ValueError("key and transform apply to your own data; this package's data sets bring their own.")
     was_training = backbone.training
     backbone.eval()
-    out, seen = [], 0
+    out = []
     try:
         batches = _our_batches(ds, batch_size, indices, image_size, device) if ours else \
             _your_batches(ds, batch_size, backbone, device, key, transform)
@@ -80,11 +80,10 @@ def extract_features(backbone, ds, *, batch_size=512, device=None, image_size=No
             f = model_features(backbone(x), x)
             if accumulator is not None: accumulator.update(f)
             if keep: out.append(f.cpu())
-            bar.update(len(x)); seen += len(x)
+            bar.update(len(x))
         bar.close()
     finally:
         backbone.train(was_training)
-    if not seen: raise ValueError("No inputs to extract features from: the data were empty.")
     return torch.cat(out) if keep else None
 
 # %% ../nbs/10_evaluate.ipynb #e72275bd
