@@ -75,8 +75,8 @@ test-oldest: setup
 # Mutation testing of the modules that TARGETS in tests/mutation_score.py names (setup.cfg, tests/README.md); a few
 # hours on two cores, not part of CI. MODULES narrows it to the targets of some modules (MODULES=train,
 # MODULES="claims rules"), MUTANTS to mutmut name patterns.
-# mutmut runs through tests/mutmut_run.py, which lets it mutate the methods @patch adds to a class; its own test runs
-# first, so that a mutmut it no longer fits stops the pass before any mutant is judged.
+# mutmut runs through tests/mutmut_run.py, which lets it mutate functions under @patch, @property and
+# @torch.no_grad() too; its own test runs first, so that a mutmut it no longer fits stops the pass before any mutant.
 # One thread per mutmut worker: with torch's default (a thread per core) the workers would oversubscribe the cores.
 # mutmut keeps its results in mutants/; a stopped pass resumes with what has no result yet (mutmut itself re-runs every
 # mutant it is named), and a function changed since is judged anew. rm -rf mutants/ for a fresh pass.
