@@ -25,12 +25,10 @@ class _MomentumSGD(torch.optim.Optimizer):
     def step(self):
         for g in self.param_groups:
             for p in g["params"]:
-                if p.grad is not None: self._update(p, g)
-
-    def _update(self, p, g):
-        mu = self.state[p].setdefault("mu", torch.zeros_like(p))
-        mu.mul_(g["momentum"]).add_(self._direction(p, g))
-        p.add_(mu, alpha=-g["lr"])
+                if p.grad is None: continue
+                mu = self.state[p].setdefault("mu", torch.zeros_like(p))
+                mu.mul_(g["momentum"]).add_(self._direction(p, g))
+                p.add_(mu, alpha=-g["lr"])
 
 class LARS(_MomentumSGD):
     """SGD with momentum and layer-wise adaptive rate scaling, as in SimSiam's and MoCo-v3's code; 1-d parameters are
