@@ -356,13 +356,20 @@ def _split_folder(root, split):
     names = ["train"] if split == "train" else ["test", "val"]
     return [Path(root)/n for n in names]
 
+def _streams(folder, image_size, max_in_memory) -> bool:
+    """Whether a folder is streamed when not told: when it holds more than `max_in_memory` images, or images of
+    different sizes and no `image_size` to bring them to one (ImageNet's 50,000 validation images; read from the
+    headers)."""
+    files = scan_image_folder(folder)[0]
+    if len(files) > max_in_memory: return True
+    return image_size is None and len(set(map(tuple, image_sizes(files).tolist()))) > 1
+
 def _load_imagefolder(name, split, image_size=None, channels=3, stream=None, max_in_memory=200_000, **_):
     root = Path(name.split(":", 1)[1]).expanduser()
     tried = _split_folder(root, split)
     folder = next((p for p in tried if p.is_dir()), None)
     if folder is None: raise _not_found(name, tried)
-    if stream is None:
-        stream = sum(1 for _ in folder.rglob("*") if _.suffix.lower() in IMAGE_EXTENSIONS) > max_in_memory
+    if stream is None: stream = _streams(folder, image_size, max_in_memory)
     if stream: return StreamingImageFolder(folder, name, split, image_size or 256, channels)
     images, labels, classes = decode_folder(folder, channels, image_size)
     mean, std = NORMALIZATION["imagenet"] if channels == 3 else (None, None)
@@ -398,16 +405,8 @@ def _load_cifar(name, split, data_root, download):
         raise _not_found(name, tried, f"the torchvision download failed ({type(e).__name__}: {e}); "
                                       f"the network may be unreachable from here") from None
     images = torch.from_numpy(np.asarray(tv.data)).permute(0, 3, 1, 2).contiguous()
-    return ImageDataset(
-        images,
-        torch.tensor(tv.targets),
-        list(tv.classes),
-        name,
-        split,
-        f"{root / tv_dir} (torchvision files)",
-        mean,
-        std,
-    )
+    return ImageDataset(images, torch.tensor(tv.targets), list(tv.classes), name, split,
+                        f"{root / tv_dir} (torchvision files)", mean, std)
 
 # %% ../nbs/02_datasets.ipynb #e7d15073
 _OPTIONS = {"fake": ("image_size", "channels", "num_classes", "num_samples", "seed", "noise"),
@@ -436,7 +435,8 @@ def _check_options(name, options):
 def load_dataset(name, split="train", data_root=None, download=None, **options):
     """Load split `split` of data set `name` (one of `DATASET_NAMES`) as an `ImageDataset`. `download=None` allows a
     download only when `$SIMSIAM_COLLAPSE_DOWNLOAD=1`. Options: `fake` takes `image_size, channels, num_classes,
-    num_samples, seed, noise`; `imagefolder:<path>` takes `image_size, channels, stream`."""
+    num_samples, seed, noise`; `imagefolder:<path>` takes `image_size, channels, stream, max_in_memory` (streamed
+    when it holds more than `max_in_memory` images, or images of mixed sizes and no `image_size`)."""
     _check_name(name)
     split = _check_split(split)
     _check_options(name, options)
