@@ -80,7 +80,7 @@ def resize_center_crop(x, size, resize=None):
     x `size`."""
     resize = resize or size
     h, w = x.shape[-2:]
-    if (h, w) == (size, size): return x
+    if (h, w) == (size, size) == (resize, resize): return x  # a crop of less than the whole image still resizes
     s = resize / min(h, w)
     x = F.interpolate(
         x,
