@@ -10,8 +10,15 @@ its decorators (so `@patch` adds it to the class, and `basics.patch` unwraps it 
 mutant copies keep none (the trampoline calls them as plain functions, inside whatever the decorators set up). Other
 decorated functions stay left out, as mutmut decides.
 
+It also brings mutmut's plain copies of the modules it does not mutate up to date before a run (mutmut copies them
+once), so a fix in one of them reaches the mutants' package.
+
 Usage: `python tests/mutmut_run.py run [NAMES...]`, any `mutmut` command line."""
+import configparser
+import filecmp
+import shutil
 import sys
+from pathlib import Path
 
 import libcst as cst
 import libcst.matchers as m
@@ -55,8 +62,27 @@ def teach_mutmut():
     file_mutation.function_trampoline_arrangement = function_trampoline_arrangement
 
 
+def refresh_plain_copies(root=".") -> list[str]:
+    """Copy again each file of the package that mutmut does not mutate and that differs from mutmut's copy of it: mutmut
+    copies them once (it skips files already in `mutants/`), so a later fix in one, say `basics`, would stay out of the
+    mutants' package and every check that needs the fix would fail on every mutant. Returns the files copied."""
+    root, cfg = Path(root), configparser.ConfigParser()
+    cfg.read(root/"setup.cfg")
+    mutated = {root/f for f in cfg["mutmut"]["only_mutate"].split()}
+    copied = []
+    for package in cfg["mutmut"]["source_paths"].split():
+        for source in sorted((root/package).rglob("*")):
+            copy = root/"mutants"/source.relative_to(root)
+            if "__pycache__" in source.parts or not source.is_file() or source in mutated: continue
+            if copy.exists() and not filecmp.cmp(source, copy, shallow=False):
+                shutil.copy2(source, copy)
+                copied.append(str(source.relative_to(root)))
+    return copied
+
+
 if __name__ == "__main__":
     teach_mutmut()
+    for f in refresh_plain_copies(): print(f"mutmut_run.py: {f} changed since mutmut copied it: copied again")
     from mutmut.__main__ import cli
     sys.argv[0] = "mutmut"
     sys.exit(cli())

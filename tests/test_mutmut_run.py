@@ -78,3 +78,20 @@ def test_a_pragma_still_leaves_a_decorated_function_out(taught):
     source = SOURCE.replace("def doubled(self: Box):", "def doubled(self: Box):  # pragma: no mutate block")
     assert source != SOURCE
     assert not mutants_of(file_mutation.mutate_file_contents("boxes.py", source).mutant_names, "doubled")
+
+
+def test_the_modules_mutmut_does_not_mutate_are_copied_again_when_they_change(tmp_path):
+    "A changed plain module is copied again; a mutated module's copy (its mutants) and an unchanged one are left alone."
+    (tmp_path/"setup.cfg").write_text("[mutmut]\nsource_paths = pkg/\nonly_mutate =\n    pkg/target.py\n")
+    for folder in (tmp_path/"pkg", tmp_path/"mutants"/"pkg"):
+        folder.mkdir(parents=True)
+        for name in ("target.py", "plain.py", "same.py", "__pycache__/plain.pyc"):
+            (folder/name).parent.mkdir(exist_ok=True)
+            (folder/name).write_text("x = 1\n")
+    (tmp_path/"pkg"/"__pycache__"/"plain.pyc").write_text("compiled")  # Python's cache, not the package's code
+    (tmp_path/"pkg"/"plain.py").write_text("x = 2\n")
+    (tmp_path/"mutants"/"pkg"/"target.py").write_text("x = 1  # its mutants\n")
+    assert mutmut_run.refresh_plain_copies(tmp_path) == ["pkg/plain.py"]
+    assert (tmp_path/"mutants"/"pkg"/"plain.py").read_text() == "x = 2\n"
+    assert (tmp_path/"mutants"/"pkg"/"target.py").read_text() == "x = 1  # its mutants\n"
+    assert mutmut_run.refresh_plain_copies(tmp_path) == []  # up to date now
