@@ -12,12 +12,14 @@ from collections import Counter
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "simsiam_collapse"
-# What `make mutation` mutates: the metric and the label-free measures, the optimisers, the evaluation (feature
-# extraction, kNN, linear probes: the accuracies every claim rests on), the orderings and the methods
+# What `make mutation` mutates: the two-view augmentations and the backbones, the metric and the label-free measures,
+# the optimisers, the evaluation (feature extraction, kNN, linear probes: the accuracies every claim rests on), the
+# orderings and the methods
 # whole (their figures aside: a wrong label changes no number), of training the step itself (model, optimiser, learning
 # rate, views, the epoch loop), and the claims' statistics and rules whole, at one dose (claims, rules) and on the
 # phase diagram (phases). Functions under `@patch`, `@property` and `@torch.no_grad()` too: mutmut_run.py.
-TARGETS = {"collapse": None, "measures": None, "optim": None, "evaluate": None, "orderings": None, "methods": None,
+TARGETS = {"augment": None, "models": None, "collapse": None, "measures": None, "optim": None, "evaluate": None,
+           "orderings": None, "methods": None,
            "train": {"build_model", "build_optimizer", "set_learning_rate", "_views", "train_epoch"},
            "claims": None, "rules": None, "phases": None}
 NOT_SCIENCE = ("plot_", "save_figure")

@@ -137,6 +137,60 @@ def test_rates_match_probabilities():
     assert len({tuple(o) for o in p["jitter_order"].tolist()}) == 24
 
 
+@pytest.mark.parametrize("recipe", [RECIPES["simsiam"][0], *RECIPES["byol"]], ids=["simsiam", "byol1", "byol2"])
+def test_factors_and_blur_sigmas_span_the_recipes_ranges(recipe):
+    """Brightness, contrast and saturation factors uniform on [1 - s, 1 + s], the hue shift on [-h, h], the blur's
+    sigma on the recipe's range scaled from 224 px to the view's size: 20,000 draws reach within 0.2 % of the range
+    of each end."""
+    p, size = _params(recipe, size=48), 48
+    for column, s in enumerate((recipe.brightness, recipe.contrast, recipe.saturation)):
+        f = p["factors"][:, column]
+        assert f.min() >= 1 - s and f.max() <= 1 + s
+        assert f.min() == pytest.approx(1 - s, abs=0.002 * s) and f.max() == pytest.approx(1 + s, abs=0.002 * s)
+    hue = p["factors"][:, 3]
+    assert hue.min() == pytest.approx(-recipe.hue, abs=0.0002) and hue.max() == pytest.approx(recipe.hue, abs=0.0002)
+    assert hue.abs().max() <= recipe.hue
+    lo, hi = (s * size / 224 for s in recipe.blur_sigma)
+    assert p["sigma"].min() >= lo and p["sigma"].max() <= hi
+    near = 0.002 * (hi - lo)
+    assert p["sigma"].min() == pytest.approx(lo, abs=near) and p["sigma"].max() == pytest.approx(hi, abs=near)
+
+
+@pytest.mark.parametrize("height,width", [(20, 40), (40, 20), (20, 24)], ids=["wide", "tall", "in-range"])
+def test_a_crop_that_never_fits_falls_back_as_torchvisions(height, width):
+    """No box of 1.2 times an image's area fits in it, so all ten tries fail and the crop falls back to the whole image,
+    clamped to the ratio range and centred: torchvision's box exactly."""
+    from torchvision.transforms import RandomResizedCrop
+    p = BatchAugment(ViewRecipe(crop_scale=(1.2, 1.2)), 16, (0.5,) * 3, (0.25,) * 3).sample(3, height, width)
+    expected = RandomResizedCrop.get_params(torch.zeros(1, height, width), [1.2, 1.2], [3 / 4, 4 / 3])
+    assert p["box"].tolist() == [list(expected)] * 3
+
+
+def test_each_image_of_a_streamed_batch_falls_back_on_its_own():
+    """Square crops of the whole area: a 32 x 32 original fits one at once, a 20 x 40 one never does (its fallback is
+    its centred 20 x 20 square); in one batch each gets its own box."""
+    p = BatchAugment(ViewRecipe(crop_scale=(1, 1), crop_ratio=(1, 1)), 16, (0.5,) * 3, (0.25,) * 3).sample(
+        2, torch.tensor([32, 20]), torch.tensor([32, 40]))
+    assert p["box"].tolist() == [[0, 0, 32, 32], [0, 10, 20, 20]]
+    assert p["frame"].tolist() == [[32, 32], [20, 40]]
+
+
+def test_the_augmentation_stream_is_pinned():
+    """Stored runs were trained on these views: a change in what `sample` draws, in which order or in which precision
+    re-deals every view of every run, so the first four images' parameters under seed 0 are pinned (torch's CPU
+    generator is the same on every machine)."""
+    p = _params(RECIPES["simsiam"][0], n=4)
+    assert p["box"].tolist() == [[0, 3, 32, 25], [4, 3, 22, 26], [5, 7, 19, 20], [1, 0, 27, 32]]
+    assert [p[k].tolist() for k in ("flip", "jitter", "gray", "blur", "solarize")] == [
+        [True, False, False, False], [True, False, True, False], [True, True, False, True],
+        [True, False, True, True], [False] * 4]
+    assert p["jitter_order"].tolist() == [[1, 3, 2, 0], [3, 1, 0, 2], [3, 1, 0, 2], [2, 0, 1, 3]]
+    assert torch.allclose(p["factors"], torch.tensor(
+        [[1.0307, 0.7589, 0.9434, -0.0890], [1.2852, 1.3376, 0.6305, 0.0787],
+         [1.1629, 0.7407, 0.7428, -0.0385], [0.7442, 1.1353, 1.0931, 0.0250]], dtype=torch.float64), atol=1e-4)
+    assert torch.allclose(p["sigma"], torch.tensor([0.0735, 0.2193, 0.1520, 0.1622], dtype=torch.float64), atol=1e-4)
+
+
 def test_flip_mirrors_the_crop():
     x = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
     aug = BatchAugment(
@@ -209,6 +263,54 @@ def test_batched_views_equal_torchvisions_ops_with_the_same_parameters(recipe):
         ring = 1 + aug.kernel_size // 2
         err = (ours - ref)[..., ring:-ring, ring:-ring].abs().amax((1, 2, 3))
         assert err.max() < 0.02, (err.argmax(), err.max(), {k: v[err.argmax()] for k, v in p.items()})
+
+
+def test_the_reference_pipeline_is_the_recipe_in_torchvisions_terms():
+    """The paper's per-image pipeline that the benchmarks and the distribution check compare with is each recipe,
+    step by step: crop, jitter, grayscale (colour images only), blur, solarize, flip, normalise."""
+    from simsiam_collapse.augment import blur_kernel_size, reference_view_transform
+    for view in (*RECIPES["simsiam"], *RECIPES["byol"]):
+        crop, jitter, gray, blur, solarize, flip, _, norm = reference_view_transform(
+            view, 48, (0.5, 0.4, 0.3), (0.25, 0.2, 0.3)).transforms
+        assert (crop.size, crop.scale, crop.ratio) == ((48, 48), view.crop_scale, view.crop_ratio)
+        cj = jitter.transforms[0]
+        assert jitter.p == view.jitter_p
+        for name in ("brightness", "contrast", "saturation"):
+            s = getattr(view, name)
+            assert getattr(cj, name) == pytest.approx([1 - s, 1 + s]), name
+        assert cj.hue == pytest.approx([-view.hue, view.hue])
+        assert gray.p == view.grayscale_p and blur.p == view.blur_p and flip.p == view.flip_p
+        g = blur.transforms[0]
+        assert g.kernel_size == (blur_kernel_size(48),) * 2
+        assert g.sigma == pytest.approx([s * 48 / 224 for s in view.blur_sigma])
+        assert (solarize.threshold, solarize.p) == (128, view.solarize_p)
+        assert (norm.mean, norm.std) == ((0.5, 0.4, 0.3), (0.25, 0.2, 0.3))
+    steps = reference_view_transform(RECIPES["simsiam"][0], 16, (0.5,), (0.25,), channels=1).transforms
+    assert not any(type(t).__name__ == "RandomGrayscale" for t in steps)  # a grayscale image has nothing to remove
+
+
+def test_the_reference_views_follow_each_views_recipe_on_grayscale_and_colour_images():
+    from simsiam_collapse.augment import ReferenceTwoViews
+    digits = load_dataset("fake", image_size=16, channels=1, num_samples=4)
+    v1, v2, label = ReferenceTwoViews(digits)[3]
+    assert (v1.shape, v2.shape, label) == ((1, 16, 16), (1, 16, 16), int(digits.labels[3]))
+    colour = load_dataset("fake", image_size=16, num_samples=4)
+    ref = ReferenceTwoViews(colour, "byol")
+    first, second = ref.transforms
+    assert [t.transforms[3].p for t in (first, second)] == [1.0, 0.1]  # BYOL's first view always blurred
+    assert [t.transforms[4].p for t in (first, second)] == [0.0, 0.2]  # its second sometimes solarised
+    torch.manual_seed(0)
+    v1, v2, _ = ref[2]
+    torch.manual_seed(0)
+    image = Image.fromarray(colour.images[2].permute(1, 2, 0).numpy())
+    assert torch.equal(v1, first(image)) and torch.equal(v2, second(image))  # each view from its own recipe
+
+
+def test_two_view_augment_holds_each_recipes_views_in_order():
+    default = TwoViewAugment()
+    assert default.name == "simsiam" and [v.image_size for v in default.views] == [32, 32]
+    for name, views in RECIPES.items():
+        assert [v.recipe for v in TwoViewAugment(name, 16).views] == list(views)
 
 
 def test_bad_recipe_name():

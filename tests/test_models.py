@@ -24,6 +24,11 @@ def test_forward_shapes(name, stem, size, channels):
     assert m(torch.randn(2, channels, size, size)).shape == (2, m.feature_dim)
 
 
+def test_the_smallest_network_is_one_stage_of_one_block():
+    m = build_backbone("resnet18", stem="cifar", width=4, layers=(1,))
+    assert len(m.stages) == 1 and len(m.stages[0]) == 1 and m(torch.randn(2, 3, 8, 8)).shape == (2, 4)
+
+
 def test_cifar_stem_keeps_resolution():
     # the CIFAR stem does not downsample: a 32 px input reaches the last stage at 4 px (three stride-2 stages)
     m = build_backbone("resnet18", stem="cifar", width=4)
@@ -35,7 +40,10 @@ def test_cifar_stem_keeps_resolution():
 @pytest.mark.parametrize("bad,match", [(dict(layers=(2, 0)), "layers must be positive"),
                                        (dict(block="dense"), "Valid: basic, bottleneck"),
                                        (dict(in_channels=2.5), "in_channels must be a positive integer, got 2.5"),
-                                       (dict(width=True), "width must be a positive integer, got True")])
+                                       (dict(width=True), "width must be a positive integer, got True"),
+                                       (dict(depth=1, widht=4), r"^Unknown backbone option\(s\) depth, widht\. Valid: "
+                                        r"block, layers, width, width_per_group, stem, zero_init_residual, "
+                                        r"in_channels, num_classes\.$")])
 def test_bad_overrides(bad, match):
     with pytest.raises(ValueError, match=match):
         build_backbone("resnet18", **bad)
@@ -67,3 +75,60 @@ def test_each_view_has_its_own_batch_norm_statistics():
     p = m.predictor(z)
     shared = -0.5 * (cos(p[:8], z[8:]).mean() + cos(p[8:], z[:8]).mean())
     assert not torch.allclose(alone, shared, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50"])
+@pytest.mark.parametrize("stem", ["imagenet", "cifar"])
+def test_the_backbones_compute_torchvisions_resnets_given_the_same_weights(name, stem):
+    """Weights and batch-norm statistics drawn at random, copied from torchvision's network into ours in order: the
+    same outputs in eval mode (running statistics) and in training mode (the batch's), so every convolution, stride,
+    padding, ReLU, shortcut and pooling sits where torchvision's does. The CIFAR stem is the CIFAR ports' change to
+    torchvision's: a 3x3 stride-1 convolution and no max pooling."""
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, name)()
+    if stem == "cifar":
+        theirs.conv1, theirs.maxpool = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False), torch.nn.Identity()
+    for m in theirs.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            for t in (m.weight.data, m.bias.data, m.running_mean): t.normal_(0, 0.5)
+            m.running_var.uniform_(0.5, 2)
+    ours = build_backbone(name, stem=stem, num_classes=1000)
+    mine, their_state = ours.state_dict(), list(theirs.state_dict().values())
+    assert [v.shape for v in mine.values()] == [v.shape for v in their_state]
+    ours.load_state_dict(dict(zip(mine, their_state)))
+    x = torch.randn(2, 3, 32 if stem == "cifar" else 64, 32 if stem == "cifar" else 64)
+    for mode in (False, True):
+        theirs.train(mode), ours.train(mode)
+        assert torch.allclose(ours(x), theirs(x), atol=1e-4, rtol=1e-4), mode
+
+
+def test_initialisation_is_torchvisions():
+    """He initialisation by fan-out (the stem's 7x7 convolution from 3 to 64 channels: std sqrt(2 / (64 x 49)), 0.025,
+    where fan-in would give 0.117), batch norms at weight 1 and bias 0, but the last of each residual branch at 0."""
+    torch.manual_seed(0)
+    m = build_backbone("resnet50")
+    assert m.stem[0].weight.std().item() == pytest.approx((2 / (64 * 49)) ** 0.5, rel=0.03)
+    conv = m.stages[3][0].conv3  # 1x1 from 512 to 2048 channels
+    assert conv.weight.std().item() == pytest.approx((2 / 2048) ** 0.5, rel=0.03)
+    last = {id(b.last_bn()) for b in m.modules() if hasattr(b, "last_bn")}
+    for bn in (b for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d)):
+        assert torch.equal(bn.weight, torch.full_like(bn.weight, 0.0 if id(bn) in last else 1.0))
+        assert torch.equal(bn.bias, torch.zeros_like(bn.bias))
+
+
+def test_a_backbone_records_its_architecture():
+    "`config` holds every argument of `ResNet` as built: what a caller reads to see which network it got."
+    m = build_backbone("bottleneck26_2x", stem="cifar", width=8, in_channels=1)
+    assert m.config == dict(block="bottleneck", layers=(2, 2, 2, 2), width=8, width_per_group=128, stem="cifar",
+                            zero_init_residual=True, in_channels=1, num_classes=0)
+
+
+@pytest.mark.parametrize("block", ["basic", "bottleneck"])
+def test_each_block_starts_as_the_identity(block):
+    """With `zero_init_residual` (the default, as the paper's code) each residual branch ends in a zero-weight batch
+    norm, so a block passes its (non-negative, post-ReLU) input through unchanged; without it, it does not."""
+    x = torch.rand(4, 64, 8, 8)
+    for zero, same in ((True, True), (False, False)):
+        stage = build_backbone("resnet18", block=block, width=16, zero_init_residual=zero).stages[0]
+        b = stage[1]  # the second block of the first stage: stride 1, as many channels in as out
+        assert torch.allclose(b(x[:, :b.conv1.in_channels]), x[:, :b.conv1.in_channels]) == same
