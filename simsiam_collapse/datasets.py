@@ -149,10 +149,12 @@ def _stratified_split(labels, split, test_size, seed=0):
 def class_balanced_subset(self: ImageDataset, n, seed=0) -> ImageDataset:
     """A fixed subset of `n` images with the classes in their proportions (stratified, seeded), in the original
     order."""
-    if not (isinstance(n, int) and 2 <= n <= len(self)):
-        raise ValueError(f"n={n!r} is not valid: an integer between 2 and {len(self)}.")
-    if n == len(self): return self
-    idx = np.sort(_stratified_split(self.labels.numpy(), "train", test_size=len(self) - n, seed=seed))
+    k, total = len(self.labels.unique()), len(self)  # a stratified split keeps at least one image a class on each side
+    if not (isinstance(n, int) and not isinstance(n, bool) and (k <= n <= total - k or n == total)):
+        raise ValueError(f"n={n!r} is not valid for {total} images of {k} classes: an integer from {k} (one image a "
+                         f"class) to {total - k} (all but one a class), or {total} (all of them).")
+    if n == total: return self
+    idx = np.sort(_stratified_split(self.labels.numpy(), "train", test_size=total - n, seed=seed))
     return ImageDataset(self.images[idx], self.labels[idx], self.classes, self.name, self.split,
                         f"{self.source}, class-balanced subset of {n} (seed {seed})", self.mean, self.std)
 
