@@ -18,7 +18,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "simsiam_collapse"
 # whole (their figures aside: a wrong label changes no number), of training the step itself (model, optimiser, learning
 # rate, views, the epoch loop), and the claims' statistics and rules whole, at one dose (claims, rules) and on the
 # phase diagram (phases). Functions under `@patch`, `@property` and `@torch.no_grad()` too: mutmut_run.py.
-TARGETS = {"augment": None, "models": None, "collapse": None, "measures": None, "optim": None, "evaluate": None,
+# Of the data, what decides which images a run sees and how they are scaled: the splits, the class-balanced subsets of
+# E2, the loaders' normalisation and sizes, the streaming rule (`batch` and `batches` are left out: the two classes'
+# functions of those names share mutmut's mutant names, so a mutant's result would not say which one it changed; and
+# `fake`, the tests' own data).
+TARGETS = {"datasets": {"ImageDataset.__post_init__", "_stratified_split", "class_balanced_subset", "_mnist5k_arrays",
+                        "_load_mnist5k", "_load_digits", "read_image", "image_sizes",
+                        "_FolderImages.__getitem__", "_streams", "_load_imagefolder", "_load_cifar"},
+           "augment": None, "models": None, "collapse": None, "measures": None, "optim": None, "evaluate": None,
            "orderings": None, "methods": None,
            "train": {"build_model", "build_optimizer", "set_learning_rate", "_views", "train_epoch"},
            "claims": None, "rules": None, "phases": None}

