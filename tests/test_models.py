@@ -41,8 +41,8 @@ def test_cifar_stem_keeps_resolution():
                                        (dict(block="dense"), "Valid: basic, bottleneck"),
                                        (dict(in_channels=2.5), "in_channels must be a positive integer, got 2.5"),
                                        (dict(width=True), "width must be a positive integer, got True"),
-                                       (dict(depth=1, widht=4), r"^Unknown backbone option\(s\) depth, widht\. Valid: "
-                                        r"block, layers, width, width_per_group, stem, zero_init_residual, "
+                                       (dict(depth=1, groups=4), r"^Unknown backbone option\(s\) depth, groups\. "
+                                        r"Valid: block, layers, width, width_per_group, stem, zero_init_residual, "
                                         r"in_channels, num_classes\.$")])
 def test_bad_overrides(bad, match):
     with pytest.raises(ValueError, match=match):
