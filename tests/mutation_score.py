@@ -12,16 +12,15 @@ from collections import Counter
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "simsiam_collapse"
-# What `make mutation` mutates: the two-view augmentations and the backbones, the metric and the label-free measures,
-# the optimisers, the evaluation (feature extraction, kNN, linear probes: the accuracies every claim rests on), the
-# orderings and the methods
-# whole (their figures aside: a wrong label changes no number), of training the step itself (model, optimiser, learning
-# rate, views, the epoch loop), and the claims' statistics and rules whole, at one dose (claims, rules) and on the
-# phase diagram (phases). Functions under `@patch`, `@property` and `@torch.no_grad()` too: mutmut_run.py.
-# Of the data, what decides which images a run sees and how they are scaled: the splits, the class-balanced subsets of
-# E2, the loaders' normalisation and sizes, the streaming rule (`batch` and `batches` are left out: the two classes'
-# functions of those names share mutmut's mutant names, so a mutant's result would not say which one it changed; and
-# `fake`, the tests' own data).
+# What `make mutation` mutates: of the data, what decides which images a run sees and how they are scaled (the splits,
+# E2's class-balanced subsets, the loaders' statistics and sizes, the streaming rule; not `batch` and `batches`, whose
+# two classes' functions share mutmut's mutant names, so a result would not say which one a mutant changed, nor `fake`,
+# the tests' own data); the two-view augmentations and the backbones, the metric and the label-free measures, the
+# optimisers, the evaluation (feature extraction, kNN, linear probes: the accuracies every claim rests on), the
+# orderings and the methods whole (their figures aside: a wrong label changes no number); of training the step itself
+# (model, optimiser, learning rate, views, the epoch loop); and the claims' statistics and rules whole, at one dose
+# (claims, rules) and on the phase diagram (phases). Functions under `@patch`, `@property` and `@torch.no_grad()` too:
+# mutmut_run.py.
 TARGETS = {"datasets": {"ImageDataset.__post_init__", "_stratified_split", "class_balanced_subset", "_mnist5k_arrays",
                         "_load_mnist5k", "_load_digits", "read_image", "image_sizes",
                         "_FolderImages.__getitem__", "_streams", "_load_imagefolder", "_load_cifar"},

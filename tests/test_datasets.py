@@ -106,21 +106,28 @@ def test_cifar10_from_shared_data(shared_data, tmp_cache):
     assert len(load_dataset("cifar10", "test")) == 10000
 
 
-@pytest.mark.parametrize("name,tv_class,folder", [("cifar10", "CIFAR10", "cifar-10-batches-py"),
-                                                  ("cifar100", "CIFAR100", "cifar-100-python")])
-def test_cifar_from_torchvisions_files(name, tv_class, folder, tmp_path, tmp_cache, monkeypatch):
-    """torchvision's arrays (N x H x W x C, a list of labels) become uint8 N x C x H x W with their labels and classes,
-    and the data set's published statistics (torchvision's class replaced: its files cannot be made here)."""
+def _torchvision_files(monkeypatch, tv_class, data, targets, classes) -> list:
+    """Replace torchvision's `tv_class` (its files cannot be made here) by one that serves `data`; returns the (root,
+    train, download) of each construction."""
     import torchvision
-    data = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    data[0, 0, 1] = [1, 2, 3]  # row 0, column 1 of the first image: red 1, green 2, blue 3
     opened = []
 
     class Files:
         def __init__(self, root, train, download):
             opened.append((root, train, download))
-            self.data, self.targets, self.classes = data, [0, 1, 2, 1], ["cat", "dog", "emu"]
+            self.data, self.targets, self.classes = data, targets, classes
     monkeypatch.setattr(torchvision.datasets, tv_class, Files)
+    return opened
+
+
+@pytest.mark.parametrize("name,tv_class,folder", [("cifar10", "CIFAR10", "cifar-10-batches-py"),
+                                                  ("cifar100", "CIFAR100", "cifar-100-python")])
+def test_cifar_from_torchvisions_files(name, tv_class, folder, tmp_path, tmp_cache, monkeypatch):
+    """torchvision's arrays (N x H x W x C, a list of labels) become uint8 N x C x H x W with their labels and classes,
+    and the data set's published statistics (torchvision's class replaced: its files cannot be made here)."""
+    data = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    data[0, 0, 1] = [1, 2, 3]  # row 0, column 1 of the first image: red 1, green 2, blue 3
+    opened = _torchvision_files(monkeypatch, tv_class, data, [0, 1, 2, 1], ["cat", "dog", "emu"])
     (tmp_path/folder).mkdir()
     for split, train in (("train", True), ("test", False)):
         ds = load_dataset(name, split, data_root=tmp_path, download=False)
@@ -166,23 +173,17 @@ def test_offline_download_says_what_to_do(tmp_path, monkeypatch):
 def test_the_download_setting_decides_when_no_argument_does(setting, downloads, tmp_path, monkeypatch):
     """`$SIMSIAM_COLLAPSE_DOWNLOAD` (`make reproduce` sets 1) allows torchvision's download unless unset, empty, 0, no
     or false."""
-    import torchvision
-    asked = []
-
-    class Files:
-        def __init__(self, root, train, download):
-            asked.append(download)
-            self.data, self.targets, self.classes = np.zeros((1, 32, 32, 3), np.uint8), [0], ["cat"]
-    monkeypatch.setattr(torchvision.datasets, "CIFAR10", Files)
+    opened = _torchvision_files(monkeypatch, "CIFAR10", np.zeros((1, 32, 32, 3), np.uint8), [0], ["cat"])
     if setting is None: monkeypatch.delenv("SIMSIAM_COLLAPSE_DOWNLOAD", raising=False)
     else: monkeypatch.setenv("SIMSIAM_COLLAPSE_DOWNLOAD", setting)
-    if downloads: assert len(load_dataset("cifar10", "test", data_root=tmp_path)) == 1 and asked == [True]
+    if downloads:
+        assert len(load_dataset("cifar10", "test", data_root=tmp_path)) == 1 and [d for *_, d in opened] == [True]
     else:
         with pytest.raises(DataNotFoundError, match=r"^Data set 'cifar10' not found\.\nLooked in:"):
             load_dataset("cifar10", "test", data_root=tmp_path)
-        assert asked == []
+        assert opened == []
     (tmp_path/"cifar-10-batches-py").mkdir()  # torchvision's files there: read, never downloaded again
-    assert len(load_dataset("cifar10", "test", data_root=tmp_path, download=True)) == 1 and asked[-1] is False
+    assert len(load_dataset("cifar10", "test", data_root=tmp_path, download=True)) == 1 and opened[-1][2] is False
 
 
 def test_unreadable_image_is_named_and_nothing_is_cached(tmp_path, tmp_cache):
