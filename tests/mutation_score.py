@@ -27,7 +27,13 @@ TARGETS = {"datasets": {"ImageDataset.__post_init__", "_stratified_split", "clas
            "augment": None, "models": None, "collapse": None, "measures": None, "optim": None, "evaluate": None,
            "orderings": None, "methods": None,
            "train": {"build_model", "build_optimizer", "set_learning_rate", "_views", "train_epoch"},
-           "claims": None, "rules": None, "phases": None}
+           "claims": None, "rules": None, "phases": None,
+           "basics": {"resize_center_crop", "resize_center_crop_image", "squash"}, "monitor": None,
+           "config": {"field_kind", "validate", "resolved", "key", "_chunk_edges_moved",
+                      "_subset_size_moved", "canonical", "run_name", "resolve_precision", "from_dict"},
+           "runs": {"checkpoint_path", "checkpoint_epochs", "last_checkpoint", "load_latest_checkpoint",
+                    "prune_checkpoints", "read_metrics", "run_status", "RunFolder.checkpoint"},
+           "theory": None}
 NOT_SCIENCE = ("plot_", "save_figure")
 
 KILLED = {1, 3, -9, -11}  # a test failed, pytest's internal error, killed by a signal

@@ -1,14 +1,15 @@
 """`mutmut`, taught to mutate functions under the decorators our code uses (`make mutation` runs mutmut through this).
 
 mutmut 3 leaves out every function under a decorator other than `staticmethod` or `classmethod`: a decorator runs when
-the function is defined, and copying an arbitrary one for the trampoline could have side effects. Three decorators in
-our modules are safe to copy and would otherwise hide code that matters: `@patch` (our notebooks build a class one
-method a cell; `simsiam_collapse.basics.patch` only sets an attribute of the class its first parameter names: the
-orderings' core, `permutation`, `chunk`, `pool`, `epoch_indices`, `batches`, is written so), `@property` and
-`@torch.no_grad()`. A function whose decorators are all among these is mutated like any other: the trampoline keeps
-its decorators (so `@patch` adds it to the class, and `basics.patch` unwraps it to find the class), the original and
-mutant copies keep none (the trampoline calls them as plain functions, inside whatever the decorators set up). Other
-decorated functions stay left out, as mutmut decides.
+the function is defined, and copying an arbitrary one for the trampoline could have side effects. Four decorators in our
+modules are safe to copy and would otherwise hide code that matters: `@patch` (our notebooks build a class one method a
+cell; `simsiam_collapse.basics.patch` only sets an attribute of the class its first parameter names: the orderings'
+core, `permutation`, `chunk`, `pool`, `epoch_indices`, `batches`, is written so), `@property`, `@torch.no_grad()` and
+`@contextlib.contextmanager` (it only wraps the generator the trampoline returns: the monitor's `untouched`, which
+restores a model's modes and the RNG states, is written so). A function whose decorators are all among these is mutated
+like any other: the trampoline keeps its decorators (so `@patch` adds it to the class, and `basics.patch` unwraps it to
+find the class), the original and mutant copies keep none (the trampoline calls them as plain functions, inside whatever
+the decorators set up). Other decorated functions stay left out, as mutmut decides.
 
 It also brings mutmut's plain copies of the modules it does not mutate up to date before a run (mutmut copies them
 once), so a fix in one of them reaches the mutants' package.
@@ -24,9 +25,10 @@ import libcst as cst
 import libcst.matchers as m
 from mutmut.mutation import file_mutation
 
-# the decorators a mutated function may carry: `@patch`, `@property`, `@torch.no_grad()`
+# the decorators a mutated function may carry: `@patch`, `@property`, `@torch.no_grad()`, `@contextlib.contextmanager`
 SAFE = m.Decorator(decorator=m.Name("patch") | m.Name("property")
-                   | m.Call(func=m.Attribute(value=m.Name("torch"), attr=m.Name("no_grad")), args=[]))
+                   | m.Call(func=m.Attribute(value=m.Name("torch"), attr=m.Name("no_grad")), args=[])
+                   | m.Attribute(value=m.Name("contextlib"), attr=m.Name("contextmanager")))
 # the two mutmut internals replaced below are those of mutmut 3.8.1: setup.py's `mutation` extra pins 3.8
 if not (hasattr(file_mutation, "MutationVisitor") and hasattr(file_mutation, "function_trampoline_arrangement")):
     from importlib.metadata import version

@@ -1,5 +1,5 @@
-"""The mutmut launcher of `make mutation` (`tests/mutmut_run.py`): functions under `@patch`, `@property` and
-`@torch.no_grad()` are mutated, and each mutant is what the class's users call."""
+"""The mutmut launcher of `make mutation` (`tests/mutmut_run.py`): functions under `@patch`, `@property`,
+`@torch.no_grad()` and `@contextlib.contextmanager` are mutated, and each mutant is what the class's users call."""
 import sys
 import types
 
@@ -11,6 +11,7 @@ import mutmut_run  # noqa: E402
 from mutmut.mutation import file_mutation  # noqa: E402
 
 SOURCE = '''
+import contextlib
 import functools
 import torch
 from simsiam_collapse.basics import patch
@@ -27,12 +28,27 @@ class Box:
 def doubled(self: Box):
     return self.n * 2, torch.is_grad_enabled()
 
+@contextlib.contextmanager
+def lent(box: Box):
+    box.n += 1
+    try: yield box.n * 4
+    finally: box.n -= 1
+
 @functools.cache
 def cached(n):
     return n + 1
 '''
-CALLS = {"doubled": lambda box: box.doubled(), "tripled": lambda box: box.tripled}
-UNMUTATED = {"doubled": (6, False), "tripled": 9}
+
+
+def inside_and_after(module, box):
+    "What `lent` gives inside its block, and the box's count after it."
+    with module.lent(box) as inside: pass
+    return inside, box.n
+
+
+CALLS = {"doubled": lambda module, box: box.doubled(), "tripled": lambda module, box: box.tripled,
+         "lent": inside_and_after}
+UNMUTATED = {"doubled": (6, False), "tripled": 9, "lent": (16, 3)}
 
 
 @pytest.fixture
@@ -56,10 +72,10 @@ def mutants_of(names, function):
 
 def test_mutmut_alone_leaves_decorated_functions_out():
     names = file_mutation.mutate_file_contents("boxes.py", SOURCE).mutant_names
-    assert not mutants_of(names, "doubled") and not mutants_of(names, "tripled")
+    assert not any(mutants_of(names, f) for f in UNMUTATED)
 
 
-@pytest.mark.parametrize("function", ["doubled", "tripled"])
+@pytest.mark.parametrize("function", list(UNMUTATED))
 def test_a_function_under_safe_decorators_is_mutated_and_each_mutant_reaches_the_class(function, taught, monkeypatch):
     mutated = file_mutation.mutate_file_contents("boxes.py", SOURCE)
     mutants = mutants_of(mutated.mutant_names, function)
@@ -67,10 +83,10 @@ def test_a_function_under_safe_decorators_is_mutated_and_each_mutant_reaches_the
     module = load(mutated.code, "boxes", monkeypatch)
     assert not hasattr(module.Box, "x_doubled__mutmut_orig")  # the copies are not added to the class by @patch
     monkeypatch.setenv("MUTANT_UNDER_TEST", "")
-    assert CALLS[function](module.Box(3)) == UNMUTATED[function]  # the decorators still act: a property, no_grad
+    assert CALLS[function](module, module.Box(3)) == UNMUTATED[function]  # decorators act: property, no_grad, a block
     for name in mutants:
         monkeypatch.setenv("MUTANT_UNDER_TEST", f"boxes.{name}")
-        try: assert CALLS[function](module.Box(3)) != UNMUTATED[function], name
+        try: assert CALLS[function](module, module.Box(3)) != UNMUTATED[function], name
         except TypeError: pass  # a mutant that breaks the call is caught too
 
 

@@ -141,3 +141,24 @@ def test_each_number_of_the_paper_is_typed_once_in_the_package():
     assert len(numbers) > 30 and set(typed) == numbers, sorted(numbers - set(typed))
     twice = {n: where for n, where in typed.items() if where != ["paper.py"]}
     assert not twice, f"the paper's numbers typed outside paper.py, or twice: {twice}"
+
+
+def test_every_mutation_target_is_mutated_and_judged_by_its_notebook():
+    "`make mutation`'s targets (tests/mutation_score.py) agree with what mutmut is told (setup.cfg), name by name."
+    import configparser
+    sys.path.insert(0, str(ROOT/"tests"))
+    from mutation_score import TARGETS, target_functions
+    from notebook_checks import notebook_module
+    cfg = configparser.ConfigParser(); cfg.read(ROOT/"setup.cfg")
+    mutated = {Path(p).stem for p in cfg["mutmut"]["only_mutate"].split()}
+    runner = cfg["mutmut"]["pytest_add_cli_args_test_selection"]
+    judged = {notebook_module(nb).rpartition(".")[2] for nb in (ROOT/"nbs").glob("[0-9][0-9]_*.ipynb")
+              if f"[{nb.name}]" in runner}
+    assert set(TARGETS) == mutated, f"targets not mutated: {set(TARGETS) - mutated}; mutated, no target: " \
+                                    f"{mutated - set(TARGETS)}"
+    assert set(TARGETS) <= judged, f"targets whose notebook's checks do not judge them: {set(TARGETS) - judged}"
+    found = {(module, fn.name if mangled.startswith("x_") else mangled.split("\u01c1")[1] + "." + fn.name)
+             for module, mangled, fn in target_functions()}
+    missing = [f"{module}.{name}" for module, only in TARGETS.items() for name in only or ()
+               if (module, name) not in found]
+    assert not missing, f"targets that name no function of their module (renamed?): {missing}"
