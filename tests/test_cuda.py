@@ -77,6 +77,27 @@ def test_the_spectrum_accumulator_and_the_monitor_agree_with_the_cpu():
     assert abs(collapse_measures(features)["auc"] - cpu["auc"]) < 1e-5
 
 
+@needs_cuda
+def test_a_measurement_leaves_the_cuda_generator_where_it_was():
+    "As on the CPU (08_monitor): a feature function that draws on the GPU, as an augmentation would, shifts no draw."
+    net = torch.nn.Linear(8, 4).to(DEVICE)
+    noisy = lambda m, x: m(x + torch.randn_like(x))  # noqa: E731
+    torch.cuda.manual_seed_all(0); expected = torch.rand(3, device=DEVICE)
+    torch.cuda.manual_seed_all(0)
+    CollapseMonitor(torch.randn(64, 8), log=None, features=noisy).measure(net)
+    assert torch.equal(torch.rand(3, device=DEVICE), expected)
+
+
+@needs_cuda
+def test_measuring_a_cpu_model_starts_no_cuda_context():
+    "On a GPU machine, measuring a model on the CPU leaves CUDA uninitialised (a context takes memory on the GPU)."
+    code = ("import torch; from simsiam_collapse.monitor import CollapseMonitor; "
+            "CollapseMonitor(torch.randn(64, 8), log=None).measure(torch.nn.Linear(8, 4)); "
+            "print(torch.cuda.is_initialized())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
 def test_a_run_trains_with_its_images_resident_on_the_device(tmp_path):
     run = train(TrainConfig(**TINY), tmp_path/"run", progress=False)
     assert run_status(run) == "done"
