@@ -94,7 +94,7 @@ class Experiment:
             exp_id,
             # torch threads per run in place of the scale's: another order of the sums, the same runs (same run keys)
             SCALES[scale] if threads is None else dataclasses.replace(SCALES[scale], threads=threads),
-            data_root,
+            None if data_root is None else str(data_root),  # a Path too: runs record their configuration as JSON
             device,
             progress,
         )
@@ -107,7 +107,7 @@ class Experiment:
         self.claims, self.rows = [], {}
         if scale == "smoke": _show(f"> {SMOKE_NOTE}")
         recorded = dict(experiment=exp_id, scale=dataclasses.asdict(self.scale), dataset=self.dataset,
-                        data_root=data_root, device=device, seeds=list(self.seeds), note=self.note,
+                        data_root=self.data_root, device=device, seeds=list(self.seeds), note=self.note,
                         environment=environment(default_device(device)), started=time.strftime("%Y-%m-%d %H:%M:%S"))
         write_text(self.out/"experiment.json", json.dumps(recorded, indent=1))
 

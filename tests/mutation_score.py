@@ -33,7 +33,10 @@ TARGETS = {"datasets": {"ImageDataset.__post_init__", "_stratified_split", "clas
                       "_subset_size_moved", "canonical", "run_name", "resolve_precision", "from_dict"},
            "runs": {"checkpoint_path", "checkpoint_epochs", "last_checkpoint", "load_latest_checkpoint",
                     "prune_checkpoints", "read_metrics", "run_status", "RunFolder.checkpoint"},
-           "theory": None}
+           "theory": None,
+           "experiments": {"Experiment.__init__", "Experiment._resolve_dataset", "config", "run", "run_many",
+                           "finished", "judge", "claim", "table_cell", "_conforms", "_check_limits",
+                           "check_parameters"}}
 NOT_SCIENCE = ("plot_", "save_figure")
 
 KILLED = {1, 3, -9, -11}  # a test failed, pytest's internal error, killed by a signal
