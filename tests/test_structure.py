@@ -146,7 +146,7 @@ def test_each_number_of_the_paper_is_typed_once_in_the_package():
 def test_every_mutation_target_is_mutated_and_judged_by_its_notebook():
     "`make mutation`'s targets (tests/mutation_score.py) agree with what mutmut is told (setup.cfg), name by name."
     import configparser
-    sys.path.insert(0, str(ROOT/"tests"))
+
     from mutation_score import TARGETS, target_functions
     from notebook_checks import notebook_module
     cfg = configparser.ConfigParser(); cfg.read(ROOT/"setup.cfg")
