@@ -36,7 +36,11 @@ TARGETS = {"datasets": {"ImageDataset.__post_init__", "_stratified_split", "clas
            "theory": None,
            "experiments": {"Experiment.__init__", "Experiment._resolve_dataset", "config", "run", "run_many",
                            "finished", "judge", "claim", "table_cell", "_conforms", "_check_limits",
-                           "check_parameters"}}
+                           "check_parameters"},
+           "runner": None,
+           "report": {"markdown_title", "experiment_title", "experiment_order", "claim_verdicts", "machine_line",
+                      "runs_table", "write_runs_csv", "claims_section", "write_report", "publish_results", "run_rows",
+                      "compare_runs", "_recorded_claims", "compare_claims", "compare_reproductions"}}
 NOT_SCIENCE = ("plot_", "save_figure")
 
 KILLED = {1, 3, -9, -11}  # a test failed, pytest's internal error, killed by a signal

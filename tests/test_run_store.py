@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from simsiam_collapse import runner
 from simsiam_collapse import train as train_module
@@ -103,3 +104,28 @@ def test_a_subset_run_is_renamed_only_where_its_subset_grew():
     same = TrainConfig(**base, fraction=0.1)  # 143.7: 144 either way
     assert grew._subset_size_moved() and not same._subset_size_moved()
     assert not TrainConfig(**dict(base, dataset="cifar10"), train_images=8192, fraction=0.0625)._subset_size_moved()
+
+
+def test_runs_side_by_side_train_and_measure_what_runs_one_after_the_other_do(tmp_path, capsys):
+    """`run_all` with two worker processes: every run trained once and measured, hybrids after the single-pass runs
+    they continue, and the same weights and measures as one process (one torch thread a run at the CPU scales)."""
+    exp = Experiment("e6", "smoke", out_dir=tmp_path, progress=False, jobs=1)
+    cfgs = [exp.config(backbone="resnet18", ordering="hybrid", switch_epoch=1, seed=0),
+            exp.config(backbone="resnet18", ordering="single_pass", seed=0), exp.config(backbone="resnet18", seed=1)]
+    scale = SCALES["smoke"]
+    stores = {jobs: RunStore(tmp_path/f"jobs{jobs}") for jobs in (1, 2)}
+    for jobs, store in stores.items():
+        capsys.readouterr()
+        paths = runner.run_all(store, cfgs, scale, device="cpu", jobs=jobs, progress=False)
+        assert paths == [store.path(c) for c in cfgs]
+        lines = capsys.readouterr().out.splitlines()
+        assert [line.split(" (")[0] for line in lines][-1] == f"[3/3] {store.path(cfgs[0]).name}"  # the hybrid last
+        assert len(lines) == 3 and all(run_status(p) == "done" for p in paths)
+    one, two = ([runner.evaluate_run(p, scale, "cpu") for _, p in store.finished()] for store in stores.values())
+    assert one == two and len(one) == 3
+    checkpoints = [sorted(store.root.glob("*/checkpoints/*.pt")) for store in stores.values()]
+    assert [p.relative_to(tmp_path/"jobs1") for p in checkpoints[0]] == \
+        [p.relative_to(tmp_path/"jobs2") for p in checkpoints[1]] and checkpoints[0]
+    for a, b in zip(*checkpoints):
+        wa, wb = (torch.load(p, weights_only=False)["model"] for p in (a, b))
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), a.name
