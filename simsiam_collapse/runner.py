@@ -192,8 +192,9 @@ def _say_progress(store, done, total, t0, what=None, work=None):
 
 # %% ../nbs/20_runner.ipynb #cf67e195
 def training_cost(cfg: TrainConfig) -> float:
-    """Multiply-accumulates of a run's training (the backbone's convolutions on one image of the crop size, x images
-    seen): only to order runs, longest first, so that a pool does not end on one long run with the other cores idle."""
+    """Multiply-accumulates of a run's training in units of one data set's images: the backbone's convolutions on one
+    image of the crop size, x epochs (an epoch is the whole training set's steps in every ordering, whatever the batch
+    size). Only to order runs, longest first, so that a pool does not end on one long run with the other cores idle."""
     with torch.random.fork_rng():  # initialising the network must not move the caller's random state
         backbone = build_backbone(cfg.backbone, stem=cfg.stem, width=cfg.width, in_channels=3)
     macs = []
@@ -201,7 +202,7 @@ def training_cost(cfg: TrainConfig) -> float:
     hooks = [m.register_forward_hook(count) for m in backbone.modules() if isinstance(m, torch.nn.Conv2d)]
     with torch.no_grad(): backbone.eval()(torch.zeros(1, 3, cfg.image_size or 32, cfg.image_size or 32))
     for h in hooks: h.remove()
-    return float(sum(macs)) * cfg.epochs * cfg.batch_size
+    return float(sum(macs)) * cfg.epochs
 
 # %% ../nbs/20_runner.ipynb #249fe16f
 def run_all(
