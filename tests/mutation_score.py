@@ -19,8 +19,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "simsiam_collapse"
 # optimisers, the evaluation (feature extraction, kNN, linear probes: the accuracies every claim rests on), the
 # orderings and the methods whole (their figures aside: a wrong label changes no number); of training the step itself
 # (model, optimiser, learning rate, views, the epoch loop); and the claims' statistics and rules whole, at one dose
-# (claims, rules) and on the phase diagram (phases). Functions under `@patch`, `@property` and `@torch.no_grad()` too:
-# mutmut_run.py.
+# (claims, rules) and on the phase diagram (phases); what decides which run a number comes from (config, runs,
+# experiments, runner: which runs train, in which order, measured how, cached when); the report and the comparison of
+# two reproductions (report: not its HTML rendering or figures); the monitor, the theory and the resizing. Functions
+# under `@patch`, `@property`, `@torch.no_grad()` and `@contextlib.contextmanager` too: mutmut_run.py.
 TARGETS = {"datasets": {"ImageDataset.__post_init__", "_stratified_split", "class_balanced_subset", "_mnist5k_arrays",
                         "_load_mnist5k", "_load_digits", "read_image", "image_sizes",
                         "_FolderImages.__getitem__", "_streams", "_load_imagefolder", "_load_cifar"},

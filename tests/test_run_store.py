@@ -1,14 +1,21 @@
 """The run store: experiments share runs, unfinished runs resume, hybrids start from their twin, evaluations are cached
 honestly."""
+import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from simsiam_collapse import runner
 from simsiam_collapse import train as train_module
+from simsiam_collapse.collapse import collapse_measures, SpectrumAccumulator
 from simsiam_collapse.config import TrainConfig, run_name
+from simsiam_collapse.datasets import load_dataset
+from simsiam_collapse.evaluate import (
+    extract_features, KNN_TEMPERATURE, knn_accuracy, knn_k, linear_probe_on_features,
+)
 from simsiam_collapse.experiments import Experiment
 from simsiam_collapse.runner import RunStore, evaluate_run
 from simsiam_collapse.runs import last_checkpoint, read_metrics, run_status
@@ -129,3 +136,34 @@ def test_runs_side_by_side_train_and_measure_what_runs_one_after_the_other_do(tm
     for a, b in zip(*checkpoints):
         wa, wb = (torch.load(p, weights_only=False)["model"] for p in (a, b))
         assert all(torch.equal(wa[k], wb[k]) for k in wa), a.name
+
+
+def test_the_final_evaluation_measures_the_runs_backbone_on_the_scales_images(tmp_path):
+    """`evaluate_run` measures the run's last checkpoint: the spectrum, kNN and the probe on the training images the
+    scale measures (a subset drawn with `EVAL_SUBSET_SEED`, the same for every run) with their own labels, against the
+    test set; the loss is the last one logged."""
+    exp = Experiment("e6", "smoke", out_dir=tmp_path, progress=False, jobs=1)
+    run = exp.store.get(exp.config(backbone="resnet18", seed=0), progress=False)
+    scale = dataclasses.replace(SCALES["smoke"], eval_train_size=500)
+    result = evaluate_run(run, scale, "cpu")
+    backbone, cfg = runner.load_backbone(run)
+    train, test = (load_dataset(cfg.dataset, split) for split in ("train", "test"))
+    idx = np.sort(np.random.default_rng(runner.EVAL_SUBSET_SEED).permutation(len(train))[:500])
+    spectrum = SpectrumAccumulator()
+    ftr = extract_features(backbone, train, indices=idx, accumulator=spectrum, image_size=cfg.image_size,
+                           progress=False)
+    fte = extract_features(backbone, test, image_size=cfg.image_size, progress=False)
+    measures = collapse_measures(spectrum)
+    assert (result["train_images_measured"], result["knn_k"]) == (500, knn_k(500))
+    assert (result["auc"], result["rankme"], result["feature_dim"]) == (
+        measures["auc"], measures["rankme"], measures["feature_dim"])
+    assert np.array_equal(np.load(run/"spectrum.npy"), measures["spectrum"].numpy())
+    assert result["knn"] == knn_accuracy(ftr, train.labels[idx], fte, test.labels, k=knn_k(500),
+                                         temperature=KNN_TEMPERATURE)
+    probe = linear_probe_on_features(ftr, train.labels[idx], fte, test.labels, epochs=scale.probe_epochs,
+                                     device="cpu", progress=False)
+    assert (result["accuracy"], result["best_accuracy"], result["probe_protocol"]) == (
+        probe.final_accuracy, probe.best_accuracy, probe.protocol)
+    assert result["loss"] == read_metrics(run)[-1]["loss"]
+    whole = evaluate_run(run, dataclasses.replace(scale, eval_train_size=None, probe_epochs=1), "cpu")
+    assert whole["train_images_measured"] == len(train)  # no subset: every training image
