@@ -10,11 +10,15 @@ import torch
 
 from simsiam_collapse import runner
 from simsiam_collapse import train as train_module
-from simsiam_collapse.collapse import collapse_measures, SpectrumAccumulator
+from simsiam_collapse.collapse import SpectrumAccumulator, collapse_measures
 from simsiam_collapse.config import TrainConfig, run_name
 from simsiam_collapse.datasets import load_dataset
 from simsiam_collapse.evaluate import (
-    extract_features, KNN_TEMPERATURE, knn_accuracy, knn_k, linear_probe_on_features,
+    KNN_TEMPERATURE,
+    extract_features,
+    knn_accuracy,
+    knn_k,
+    linear_probe_on_features,
 )
 from simsiam_collapse.experiments import Experiment
 from simsiam_collapse.runner import RunStore, evaluate_run
