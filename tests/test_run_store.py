@@ -148,7 +148,7 @@ def test_the_final_evaluation_measures_the_runs_backbone_on_the_scales_images(tm
     test set; the loss is the last one logged."""
     exp = Experiment("e6", "smoke", out_dir=tmp_path, progress=False, jobs=1)
     run = exp.store.get(exp.config(backbone="resnet18", seed=0), progress=False)
-    scale = dataclasses.replace(SCALES["smoke"], eval_train_size=500)
+    scale = dataclasses.replace(SCALES["smoke"], eval_train_size=500, probe_epochs=3)
     result = evaluate_run(run, scale, "cpu")
     backbone, cfg = runner.load_backbone(run)
     train, test = (load_dataset(cfg.dataset, split) for split in ("train", "test"))
