@@ -132,6 +132,7 @@ def test_runs_side_by_side_train_and_measure_what_runs_one_after_the_other_do(tm
         lines = capsys.readouterr().out.splitlines()
         assert [line.split(" (")[0] for line in lines][-1] == f"[3/3] {store.path(cfgs[0]).name}"  # the hybrid last
         assert len(lines) == 3 and all(run_status(p) == "done" for p in paths)
+        assert ["min left" in line for line in lines] == [True, True, False]  # the time left, from the work done
     one, two = ([runner.evaluate_run(p, scale, "cpu") for _, p in store.finished()] for store in stores.values())
     assert one == two and len(one) == 3
     checkpoints = [sorted(store.root.glob("*/checkpoints/*.pt")) for store in stores.values()]
