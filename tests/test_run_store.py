@@ -143,14 +143,18 @@ def test_runs_side_by_side_train_and_measure_what_runs_one_after_the_other_do(tm
         assert all(torch.equal(wa[k], wb[k]) for k in wa), a.name
 
 
-def test_the_final_evaluation_measures_the_runs_backbone_on_the_scales_images(tmp_path):
+def test_the_final_evaluation_measures_the_runs_backbone_on_the_scales_images(tmp_path, monkeypatch):
     """`evaluate_run` measures the run's last checkpoint: the spectrum, kNN and the probe on the training images the
     scale measures (a subset drawn with `EVAL_SUBSET_SEED`, the same for every run) with their own labels, against the
-    test set; the loss is the last one logged."""
-    exp = Experiment("e6", "smoke", out_dir=tmp_path, progress=False, jobs=1)
-    run = exp.store.get(exp.config(backbone="resnet18", seed=0), progress=False)
+    test set, at the run's crop size, from the data root given (else the run's); the loss is the last one logged."""
+    exp = Experiment("e6", "smoke", out_dir=tmp_path, data_root=str(tmp_path/"runs' data"), progress=False, jobs=1)
+    run = exp.store.get(exp.config(backbone="resnet18", seed=0, image_size=12), progress=False)
     scale = dataclasses.replace(SCALES["smoke"], eval_train_size=500, probe_epochs=3)
-    result = evaluate_run(run, scale, "cpu")
+    roots = []
+    monkeypatch.setattr(runner, "load_dataset", lambda name, split, data_root: roots.append((split, data_root))
+                        or load_dataset(name, split))
+    result = evaluate_run(run, scale, "cpu", data_root="given")
+    assert roots == [("train", "given"), ("test", "given")]
     backbone, cfg = runner.load_backbone(run)
     train, test = (load_dataset(cfg.dataset, split) for split in ("train", "test"))
     idx = np.sort(np.random.default_rng(runner.EVAL_SUBSET_SEED).permutation(len(train))[:500])
@@ -172,3 +176,4 @@ def test_the_final_evaluation_measures_the_runs_backbone_on_the_scales_images(tm
     assert result["loss"] == read_metrics(run)[-1]["loss"]
     whole = evaluate_run(run, dataclasses.replace(scale, eval_train_size=None, probe_epochs=1), "cpu")
     assert whole["train_images_measured"] == len(train)  # no subset: every training image
+    assert roots[2:] == [("train", str(tmp_path/"runs' data")), ("test", str(tmp_path/"runs' data"))]
