@@ -18,6 +18,7 @@ from simsiam_collapse.evaluate import (
     extract_features,
     knn_accuracy,
     knn_k,
+    linear_probe,
     linear_probe_on_features,
 )
 from simsiam_collapse.experiments import Experiment
@@ -148,7 +149,7 @@ def test_the_final_evaluation_measures_the_runs_backbone_on_the_scales_images(tm
     scale measures (a subset drawn with `EVAL_SUBSET_SEED`, the same for every run) with their own labels, against the
     test set, at the run's crop size, from the data root given (else the run's); the loss is the last one logged."""
     exp = Experiment("e6", "smoke", out_dir=tmp_path, data_root=str(tmp_path/"runs' data"), progress=False, jobs=1)
-    run = exp.store.get(exp.config(backbone="resnet18", seed=0, image_size=12), progress=False)
+    run = exp.store.get(exp.config(backbone="resnet18", seed=0, image_size=12, epochs=3), progress=False)
     scale = dataclasses.replace(SCALES["smoke"], eval_train_size=500, probe_epochs=3)
     roots = []
     monkeypatch.setattr(runner, "load_dataset", lambda name, split, data_root: roots.append((split, data_root))
@@ -177,3 +178,12 @@ def test_the_final_evaluation_measures_the_runs_backbone_on_the_scales_images(tm
     whole = evaluate_run(run, dataclasses.replace(scale, eval_train_size=None, probe_epochs=1), "cpu")
     assert whole["train_images_measured"] == len(train)  # no subset: every training image
     assert roots[2:] == [("train", str(tmp_path/"runs' data")), ("test", str(tmp_path/"runs' data"))]
+    # the paper's probe (augmented, LARC) where the scale asks for it; its head is drawn from torch's generator, after
+    # the model's: seeded alike, the same probe
+    paper = dataclasses.replace(scale, probe="paper", probe_epochs=1, probe_batch_size=128)
+    torch.manual_seed(0)
+    measured = evaluate_run(run, paper, "cpu")
+    torch.manual_seed(0)
+    backbone, _ = runner.load_backbone(run)
+    probe = linear_probe(backbone, train, test, epochs=1, batch_size=128, device="cpu", image_size=12, progress=False)
+    assert (measured["accuracy"], measured["probe_protocol"]) == (probe.final_accuracy, "paper (augmented)")
