@@ -120,6 +120,36 @@ def test_hybrid_starts_from_the_single_pass_checkpoint(tmp_path):
         )
 
 
+
+def test_a_hybrid_needs_its_twins_checkpoint_at_the_switch_epoch(tmp_path):
+    train(TrainConfig(epochs=3, ordering="single_pass", checkpoint_every=0, **TINY), tmp_path/"single", progress=False)
+    hybrid = TrainConfig(epochs=3, ordering="hybrid", switch_epoch=2, init_from=str(tmp_path/"single"), **TINY)
+    with pytest.raises(FileNotFoundError, match=r"epoch_0002.pt is missing: the single-pass run has not reached "
+                       r"epoch 2, or did not keep it \(checkpoint_every=0\); train the twin with checkpoint_every "
+                       r"dividing 2"):
+        train(hybrid, tmp_path/"hybrid", progress=False)
+
+
+def test_a_hybrid_takes_its_twins_log_from_the_checkpoint(tmp_path):
+    "The checkpoint carries the log: a line the twin's metrics.jsonl lost is not lost to the hybrid."
+    twin = train(TrainConfig(epochs=3, ordering="single_pass", checkpoint_every=1, **TINY), tmp_path/"single",
+                 progress=False)
+    log = twin/"metrics.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text("".join(line + "\n" for line in lines if json.loads(line)["epoch"] != 1))
+    hybrid = TrainConfig(epochs=3, ordering="hybrid", switch_epoch=2, init_from=str(twin), checkpoint_every=1, **TINY)
+    run = train(hybrid, tmp_path/"hybrid", progress=False)
+    shared = [json.loads(line) for line in lines[:3]]  # epochs 0 to 2
+    assert read_metrics(run)[:3] == shared and _weights(run, 2)["metrics"] == shared
+    # a checkpoint without its log (written by an older version): the twin's log up to the switch epoch
+    log.write_text("".join(line + "\n" for line in lines))
+    state = _weights(twin, 2)
+    del state["metrics"]
+    torch.save(state, checkpoint_path(twin, 2))
+    run = train(hybrid, tmp_path/"older", progress=False)
+    assert read_metrics(run)[:3] == shared and _weights(run, 2)["metrics"] == shared
+    assert [m["epoch"] for m in read_metrics(run)] == [0, 1, 2, 3]
+
 @pytest.mark.parametrize(
     "bad,match",
     [
