@@ -189,7 +189,9 @@ def test_run_directory_records_everything(tmp_path):
     assert env["precision"] == "fp32 (asked)" and set(env["cpu"]) == {"model", "cores", "isa"}, env
     assert env["cpu"]["cores"] == os.cpu_count() and env["cpu"]["model"], env["cpu"]
     data = json.loads((run/"data.json").read_text())
-    assert data["train"]["name"] == "digits" and data["train"]["n"] == 1437
+    assert (data["train"]["split"], data["train"]["n"], data["test"]["split"], data["test"]["n"]) == \
+        ("train", 1437, "test", 360)
+    assert data["probe"] == dict(train=300, test=300)  # the monitoring probe's images of each split
     perm = np.load(run/"permutation.npy")
     assert np.array_equal(perm, Ordering("cumulative", 1437, 2, 128, 0).permutation())
     assert sorted(p.name for p in (run/"checkpoints").iterdir()) == ["epoch_0001.pt", "epoch_0002.pt"]
@@ -453,6 +455,37 @@ def test_a_truncated_newest_checkpoint_is_named_and_skipped(tmp_path):
                        _weights(tmp_path/"straight", 3)["model"]["backbone.stem.0.weight"])
     assert [m["epoch"] for m in read_metrics(run)] == [0, 1, 2, 3]
 
+
+
+def test_a_checkpoint_without_its_log_resumes_from_the_log_file(tmp_path):
+    "Checkpoints of older versions carry no log: the resumed run keeps metrics.jsonl's lines up to the checkpoint."
+    cfg = TrainConfig(epochs=3, checkpoint_every=1, **TINY)
+    straight = read_metrics(train(cfg, tmp_path/"straight", progress=False))
+    run = train(cfg, tmp_path/"run", progress=False)
+    (run/"status.json").write_text(json.dumps(dict(state="running", epochs_done=3, epochs=3)))
+    state = _weights(run, 2)
+    del state["metrics"]
+    torch.save(state, checkpoint_path(run, 2))
+    newest = checkpoint_path(run, 3)
+    newest.write_bytes(newest.read_bytes()[:1000])  # so the run resumes from epoch 2, its log one line ahead
+    with pytest.warns(UserWarning, match="epoch_0003.pt is unreadable"):
+        train(cfg, run, resume=True, progress=False)
+    assert [m.get("loss") for m in read_metrics(run)] == [m.get("loss") for m in straight]
+
+
+def test_the_status_says_how_far_a_run_is_while_it_trains(tmp_path):
+    "status.json at each epoch's first step: running, with the epochs finished; a resumed run from its checkpoint's."
+    seen, killed = [], []
+    def read_status(epoch, step, model):
+        if step == 0: seen.append(json.loads((tmp_path/"run"/"status.json").read_text()))
+        if epoch == 2 and not killed:
+            killed.append(step)
+            raise KeyboardInterrupt
+    cfg = TrainConfig(epochs=3, **TINY)
+    with pytest.raises(KeyboardInterrupt): train(cfg, tmp_path/"run", progress=False, on_step=read_status)
+    train(cfg, tmp_path/"run", resume=True, progress=False, on_step=read_status)
+    assert seen == [dict(state="running", epochs_done=done, epochs=3) for done in (0, 1, 2, 2)]
+    assert json.loads((tmp_path/"run"/"status.json").read_text()) == dict(state="done", epochs_done=3, epochs=3)
 
 def test_retention_keeps_every_kth_and_the_newest(tmp_path):
     run = train(TrainConfig(epochs=5, checkpoint_every=2, **TINY), tmp_path/"run", progress=False)
