@@ -392,6 +392,26 @@ def test_training_on_a_streamed_image_folder_equals_training_in_memory(tmp_path,
     for k in a: torch.testing.assert_close(a[k], b[k], msg=k)
 
 
+
+def test_a_run_reads_its_data_from_the_data_root_it_names(tmp_path, monkeypatch):
+    "`data_root` reaches both splits (not $SIMSIAM_COLLAPSE_DATA's folder), and data.json says which files were read."
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c in range(10):
+            (tmp_path/"mine"/"cifar10-jpeg"/split/f"class{c}").mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+                    tmp_path/"mine"/"cifar10-jpeg"/split/f"class{c}"/f"{i}.png")
+    monkeypatch.setenv("SIMSIAM_COLLAPSE_DATA", str(tmp_path/"elsewhere"))
+    monkeypatch.setenv("SIMSIAM_COLLAPSE_CACHE", str(tmp_path/"cache"))
+    cfg = TrainConfig(dataset="cifar10", data_root=str(tmp_path/"mine"), width=4, proj_dim=16, pred_hidden_dim=8,
+                      epochs=1, batch_size=16, probe_size=20, eval_every=0)
+    with pytest.warns(UserWarning, match="Only 20 feature vectors"):  # a probe of 20 images, for speed
+        data = json.loads((train(cfg, tmp_path/"run", progress=False)/"data.json").read_text())
+    for split in ("train", "test"):
+        assert data[split]["source"].startswith(str(tmp_path/"mine"/"cifar10-jpeg"/split)), data[split]
+
 # Reliability: one writer per run directory, nothing lost on a kill, damaged files named and healed.
 
 def test_a_second_process_on_the_same_run_directory_is_refused(tmp_path):
@@ -488,12 +508,18 @@ def test_the_status_says_how_far_a_run_is_while_it_trains(tmp_path):
     assert json.loads((tmp_path/"run"/"status.json").read_text()) == dict(state="done", epochs_done=3, epochs=3)
 
 def test_retention_keeps_every_kth_and_the_newest(tmp_path):
-    run = train(TrainConfig(epochs=5, checkpoint_every=2, **TINY), tmp_path/"run", progress=False)
+    "Retention, what each checkpoint holds, and the measures taken every `eval_every` epochs."
+    cfg = TrainConfig(epochs=5, checkpoint_every=2, **dict(TINY, eval_every=2))
+    run = train(cfg, tmp_path/"run", progress=False)
     assert [p.name for p in sorted((run / "checkpoints").iterdir())] == [
         "epoch_0002.pt",
         "epoch_0004.pt",
         "epoch_0005.pt",
     ]
+    assert [m["epoch"] for m in read_metrics(run) if "auc" in m] == [0, 2, 4, 5]  # every 2 epochs, and the last
+    last = _weights(run, 5)
+    assert "optimizer" in _weights(run, 4) and "optimizer" not in last  # a finished run is never resumed
+    assert last["epoch"] == 5 and TrainConfig.from_dict(last["config"]) == cfg.resolved()  # the file says what it is
     run = train(TrainConfig(epochs=3, checkpoint_every=0, **TINY), tmp_path/"last", progress=False)
     assert [p.name for p in (run/"checkpoints").iterdir()] == ["epoch_0003.pt"]
     assert [m["epoch"] for m in read_metrics(run)] == [0, 1, 2, 3]  # the log keeps every epoch
