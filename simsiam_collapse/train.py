@@ -151,9 +151,7 @@ class TrainingData:
         test = load_dataset(cfg.dataset, "test", data_root=cfg.data_root)
         order = Ordering(cfg.ordering, len(train), cfg.epochs, cfg.batch_size, cfg.seed, cfg.chunks, cfg.fraction,
                          cfg.switch_epoch, cfg.order_seed)
-        augment = TwoViewAugment.for_dataset(
-            train, "simsiam" if cfg.method == "simsiam" else cfg.method, cfg.image_size
-        )
+        augment = TwoViewAugment.for_dataset(train, cfg.method, cfg.image_size)
         return cls(train, test, order, augment, probe_sets(train, test, cfg.probe_size))
 
     def image_batches(self, epoch, ctx: TrainContext, resident=None):

@@ -88,6 +88,17 @@ def test_resume_is_exact_for_momentum_methods(method, tmp_path):
     ]
 
 
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again_without_resume(tmp_path):
+    "Nothing to lose: a run folder without a checkpoint is trained afresh, and its log starts again at epoch 0."
+    def kill(epoch, step, model):
+        if step == 2: raise KeyboardInterrupt
+    cfg = TrainConfig(epochs=1, **TINY)
+    with pytest.raises(KeyboardInterrupt): train(cfg, tmp_path/"run", progress=False, on_step=kill)
+    assert (tmp_path/"run"/"config.json").exists() and last_checkpoint(tmp_path/"run") == 0
+    train(cfg, tmp_path/"run", progress=False)
+    assert [m["epoch"] for m in read_metrics(tmp_path/"run")] == [0, 1]
+
 def test_resume_refuses_another_config(tmp_path):
     train(TrainConfig(epochs=1, **TINY), tmp_path/"run", progress=False)
     with pytest.raises(ValueError, match="another configuration.*seed"):
