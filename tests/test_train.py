@@ -442,6 +442,31 @@ def test_a_second_process_on_the_same_run_directory_is_refused(tmp_path):
     assert epochs == list(range(13))
 
 
+
+def test_wait_queues_behind_the_holder_of_the_run_folder(tmp_path):
+    "Refused at once while another holds the folder; with `wait=True` (as the run store asks) trained once it is free."
+    import threading
+
+    from simsiam_collapse.runs import RunLocked, directory_lock
+    held, release = threading.Event(), threading.Event()
+    def hold():
+        with directory_lock(tmp_path/"run"):
+            held.set()
+            release.wait(60)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(60)
+    cfg = TrainConfig(epochs=1, **TINY)
+    try:
+        with pytest.raises(RunLocked, match="in use by another run process"):
+            train(cfg, tmp_path/"run", progress=False)
+        threading.Timer(1.0, release.set).start()
+        train(cfg, tmp_path/"run", progress=False, wait=True)
+    finally:
+        release.set()
+        holder.join()
+    assert json.loads((tmp_path/"run"/"status.json").read_text())["state"] == "done"
+
 def test_resuming_a_finished_run_changes_nothing(tmp_path, capsys):
     run = train(TrainConfig(epochs=1, **TINY), tmp_path/"run", progress=False)
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
@@ -531,6 +556,8 @@ def test_retention_keeps_every_kth_and_the_newest(tmp_path):
     last = _weights(run, 5)
     assert "optimizer" in _weights(run, 4) and "optimizer" not in last  # a finished run is never resumed
     assert last["epoch"] == 5 and TrainConfig.from_dict(last["config"]) == cfg.resolved()  # the file says what it is
+    kept = train(TrainConfig(epochs=1, **TINY), tmp_path/"kept", progress=False, keep_optimizer=True)
+    assert "optimizer" in _weights(kept, 1)  # asked for, to train on from it
     run = train(TrainConfig(epochs=3, checkpoint_every=0, **TINY), tmp_path/"last", progress=False)
     assert [p.name for p in (run/"checkpoints").iterdir()] == ["epoch_0003.pt"]
     assert [m["epoch"] for m in read_metrics(run)] == [0, 1, 2, 3]  # the log keeps every epoch
