@@ -101,7 +101,7 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again_without_resume(tm
 
 def test_resume_refuses_another_config(tmp_path):
     train(TrainConfig(epochs=1, **TINY), tmp_path/"run", progress=False)
-    with pytest.raises(ValueError, match="another configuration.*seed"):
+    with pytest.raises(ValueError, match=r"another configuration \(\{'seed': \(0, 5\)\}\)"):  # saved, asked
         train(TrainConfig(epochs=1, seed=5, **TINY), tmp_path/"run", resume=True, progress=False)
 
 
@@ -233,6 +233,11 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
     assert last_checkpoint(tmp_path/"run") == 1
     good = _weights(tmp_path/"run", 1)["model"]
     assert all(torch.isfinite(v).all() for v in good.values() if v.is_floating_point())
+    def poison_at_once(epoch, step, model):
+        if step == 0:
+            with torch.no_grad(): model.backbone.stem[0].weight.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match=r"at epoch 1, step 2 .* last good checkpoint is none; lower base_lr"):
+        train(TrainConfig(epochs=3, **TINY), tmp_path/"first", progress=False, on_step=poison_at_once)
 
 
 def _free_port():
