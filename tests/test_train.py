@@ -48,6 +48,24 @@ def _weights(run_dir, epoch):
     return torch.load(checkpoint_path(run_dir, epoch), weights_only=False)
 
 
+def _drop_log(run_dir, epoch):
+    "Rewrite a checkpoint without the log it carries, as versions before the log was carried wrote it."
+    state = _weights(run_dir, epoch)
+    del state["metrics"]
+    torch.save(state, checkpoint_path(run_dir, epoch))
+
+
+def _image_folder(root, images_per_split: dict, classes, size):
+    "An ImageFolder of random RGB PNGs: root/split/class/i.png, `size` pixels square."
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for split, n in images_per_split.items():
+        for c in classes:
+            (root/split/c).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root/split/c/f"{i}.png")
+
+
 def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path):
     cfg = TrainConfig(epochs=3, **TINY)
     train(cfg, tmp_path/"whole", progress=False)
@@ -154,9 +172,7 @@ def test_a_hybrid_takes_its_twins_log_from_the_checkpoint(tmp_path):
     assert read_metrics(run)[:3] == shared and _weights(run, 2)["metrics"] == shared
     # a checkpoint without its log (written by an older version): the twin's log up to the switch epoch
     log.write_text("".join(line + "\n" for line in lines))
-    state = _weights(twin, 2)
-    del state["metrics"]
-    torch.save(state, checkpoint_path(twin, 2))
+    _drop_log(twin, 2)
     run = train(hybrid, tmp_path/"older", progress=False)
     assert read_metrics(run)[:3] == shared and _weights(run, 2)["metrics"] == shared
     assert [m["epoch"] for m in read_metrics(run)] == [0, 1, 2, 3]
@@ -372,18 +388,9 @@ def test_two_gpus_with_synchronised_batch_norm_equal_one_process_on_the_global_b
 def test_training_on_a_streamed_image_folder_equals_training_in_memory(tmp_path, monkeypatch):
     """ImageNet-size folders are streamed (DataLoader workers) behind the same interface. On square images stored at the
     training size, streaming and holding the folder in memory give the same batches and views, so the same weights."""
-    from PIL import Image
-
     from simsiam_collapse import datasets
     from simsiam_collapse import train as train_module
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 24), ("val", 8)):
-        for c in ("a", "b"):
-            (tmp_path/"folder"/split/c).mkdir(parents=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(
-                    tmp_path / "folder" / split / c / f"{i}.png"
-                )
+    _image_folder(tmp_path/"folder", dict(train=24, val=8), ("a", "b"), 16)
     monkeypatch.setenv("SIMSIAM_COLLAPSE_CACHE", str(tmp_path/"cache"))
     cfg = TrainConfig(
         dataset=f"imagefolder:{tmp_path / 'folder'}",
@@ -411,14 +418,7 @@ def test_training_on_a_streamed_image_folder_equals_training_in_memory(tmp_path,
 
 def test_a_run_reads_its_data_from_the_data_root_it_names(tmp_path, monkeypatch):
     "`data_root` reaches both splits (not $SIMSIAM_COLLAPSE_DATA's folder), and data.json says which files were read."
-    from PIL import Image
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for c in range(10):
-            (tmp_path/"mine"/"cifar10-jpeg"/split/f"class{c}").mkdir(parents=True)
-            for i in range(2):
-                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
-                    tmp_path/"mine"/"cifar10-jpeg"/split/f"class{c}"/f"{i}.png")
+    _image_folder(tmp_path/"mine"/"cifar10-jpeg", dict(train=2, test=2), [f"class{c}" for c in range(10)], 32)
     monkeypatch.setenv("SIMSIAM_COLLAPSE_DATA", str(tmp_path/"elsewhere"))
     monkeypatch.setenv("SIMSIAM_COLLAPSE_CACHE", str(tmp_path/"cache"))
     cfg = TrainConfig(dataset="cifar10", data_root=str(tmp_path/"mine"), width=4, proj_dim=16, pred_hidden_dim=8,
@@ -524,9 +524,7 @@ def test_a_checkpoint_without_its_log_resumes_from_the_log_file(tmp_path):
     straight = read_metrics(train(cfg, tmp_path/"straight", progress=False))
     run = train(cfg, tmp_path/"run", progress=False)
     (run/"status.json").write_text(json.dumps(dict(state="running", epochs_done=3, epochs=3)))
-    state = _weights(run, 2)
-    del state["metrics"]
-    torch.save(state, checkpoint_path(run, 2))
+    _drop_log(run, 2)
     newest = checkpoint_path(run, 3)
     newest.write_bytes(newest.read_bytes()[:1000])  # so the run resumes from epoch 2, its log one line ahead
     with pytest.warns(UserWarning, match="epoch_0003.pt is unreadable"):
