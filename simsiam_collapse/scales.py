@@ -240,7 +240,7 @@ def settings_table(names=("mini", "cpu", "gpu", "paper")) -> str:
             + f", {s.probe_epochs} epochs"
             + (f", {s.eval_train_size} training images" if s.eval_train_size else ""),
         }[key]
-    return markdown_table(["setting", "paper", *names],
+    return markdown_table(["setting", "the paper", *(f"`{n}` scale" for n in names)],
                           [[k.replace("_", " "), v, *(of(n, k) for n in names)] for k, v in PAPER_SETTINGS.items()])
 
 # %% ../nbs/18_scales.ipynb #ee60d10c
