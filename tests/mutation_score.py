@@ -21,7 +21,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "simsiam_collapse"
 # (model, optimiser, learning rate, views, the epoch loop); and the claims' statistics and rules whole, at one dose
 # (claims, rules) and on the phase diagram (phases); what decides which run a number comes from (config, runs,
 # experiments, runner: which runs train, in which order, measured how, cached when); the report and the comparison of
-# two reproductions (report: not its HTML rendering or figures); the monitor, the theory and the resizing. Functions
+# two reproductions (report: not its HTML rendering or figures); the monitor, the theory and the resizing; of the
+# command line what reaches a run or a notebook (cli: which notebooks run in which order, their parameters, the first
+# pass's runs, a flag's value reaching `TrainConfig` and `train`; not its messages, which its tests read); the paper's
+# numbers beside ours (paper, scales: Table 1's accuracy by backbone, E2's paper AUC column, the settings side by side,
+# the scales' table). Functions
 # under `@patch`, `@property`, `@torch.no_grad()` and `@contextlib.contextmanager` too: mutmut_run.py.
 TARGETS = {"datasets": {"ImageDataset.__post_init__", "_stratified_split", "class_balanced_subset", "_mnist5k_arrays",
                         "_load_mnist5k", "_load_digits", "read_image", "image_sizes",
@@ -45,7 +49,10 @@ TARGETS = {"datasets": {"ImageDataset.__post_init__", "_stratified_split", "clas
            "runner": None,
            "report": {"markdown_title", "experiment_title", "experiment_order", "claim_verdicts", "machine_line",
                       "runs_table", "write_runs_csv", "claims_section", "write_report", "publish_results", "run_rows",
-                      "compare_runs", "_recorded_claims", "compare_claims", "compare_reproductions"}}
+                      "compare_runs", "_recorded_claims", "compare_claims", "compare_reproductions"},
+           "cli": {"experiments_dir", "experiment_notebooks", "_train_named_runs", "reproduce", "_reproduce_locked",
+                   "_value_parser", "_add_config_arguments", "_train_command", "_reproduce_command"},
+           "paper": {"paper_accuracy"}, "scales": {"paper_auc_cell", "settings_table", "scale_table"}}
 NOT_SCIENCE = ("plot_", "save_figure")
 
 KILLED = {1, 3, -9, -11}  # a test failed, pytest's internal error, killed by a signal

@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import os
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -64,11 +65,56 @@ def test_a_count_below_one_is_refused_naming_it(option, tmp_path, capsys):
     assert e.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_reproduce_passes_every_option_on_and_fails_naming_the_failed_notebooks(tmp_path, capsys, monkeypatch):
+    calls = []
+    def fake(scale, only, **options):
+        calls.append((scale, only, options))
+        return [dict(experiment="e2_dataset_size", status="done"), dict(experiment="e5_architectures", status=status),
+                dict(experiment="e11_phase_diagram", status=status)]
+    monkeypatch.setattr(cli, "reproduce", fake)
+    status = "done"
+    assert main(["reproduce"]) is None and "3 of 3 experiment notebooks done; report: reproduction/REPORT.md" in \
+        capsys.readouterr().out
+    defaults = dict(data_root=None, out="reproduction", device="auto", force=False, jobs=None, wait=False, threads=None)
+    assert calls.pop() == ("mini", None, defaults)
+    status, out = "failed", str(tmp_path/"out")
+    with pytest.raises(SystemExit) as e:
+        main(["reproduce", "--scale", "smoke", "--only", "e2, e11,", "--data-root", "data", "--out", out, "--device",
+              "cpu", "--jobs", "2", "--threads", "3", "--force", "--wait"])
+    assert e.value.code == f"failed: e5_architectures, e11_phase_diagram (see {out}/REPORT.md)"
+    assert f"1 of 3 experiment notebooks done; report: {out}/REPORT.md" in capsys.readouterr().out
+    assert calls.pop() == ("smoke", ["e2", "e11"], dict(data_root="data", out=out, device="cpu", force=True, jobs=2,
+                                                         wait=True, threads=3))
+
+
 def test_a_second_reproduce_on_the_same_out_is_refused(tmp_path, capsys):
     from simsiam_collapse.runs import directory_lock
     with directory_lock(tmp_path/"out", what="reproduce"):
         with pytest.raises(SystemExit) as e: main(["reproduce", "--scale", "smoke", "--out", str(tmp_path/"out")])
     assert e.value.code == 2 and "in use by another reproduce process" in capsys.readouterr().err
+
+
+def test_reproduce_with_wait_queues_behind_the_holder_of_out(tmp_path):
+    import threading
+    import time
+
+    from simsiam_collapse.runs import directory_lock
+    held, release = threading.Event(), threading.Event()
+    def hold():
+        with directory_lock(tmp_path/"out", what="reproduce"):
+            held.set()
+            release.wait(60)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(60)
+    try:
+        threading.Timer(1.0, release.set).start()
+        start = time.monotonic()
+        assert cli.reproduce("smoke", out=tmp_path/"out", notebooks=tmp_path/"none", wait=True) == []
+        assert time.monotonic() - start >= 0.9 and (tmp_path/"out"/"REPORT.md").exists()  # once the holder let go
+    finally:
+        release.set()
+        holder.join()
 
 
 def test_data_command_describes_both_splits(capsys):
@@ -83,6 +129,36 @@ def test_data_command_describes_both_splits(capsys):
 TINY_TRAIN = ["train", "--dataset", "digits", "--width", "4", "--epochs", "1", "--batch-size", "128",
               "--proj-hidden-dim", "16", "--proj-dim", "16", "--pred-hidden-dim", "8", "--probe-size", "200",
               "--train-images", "256"]
+
+
+def test_train_passes_every_option_on_and_closes_its_writer(tmp_path, capsys, monkeypatch):
+    from simsiam_collapse.basics import write_json
+    from simsiam_collapse.config import run_name
+    from simsiam_collapse.runs import RunFolder
+    calls, closed = [], []
+    class Writer:
+        def __init__(self, run_dir): self.run_dir = run_dir
+        def close(self): closed.append(True)
+    def fake_train(cfg, run_dir, **options):
+        calls.append((cfg, run_dir, options))
+        if options["log_every"] == 13: raise RuntimeError("stopped")
+    monkeypatch.setattr(cli, "tensorboard_writer", Writer)
+    monkeypatch.setattr(train_module, "train", fake_train)
+    monkeypatch.setattr(cli, "_summary", lambda run_dir: "")
+    monkeypatch.chdir(tmp_path)
+    main([*TINY_TRAIN, "--seed", "3", "--no-channels-last"])
+    cfg, run_dir, options = calls.pop()
+    named = TrainConfig(dataset="digits", width=4, epochs=1, batch_size=128, proj_hidden_dim=16, proj_dim=16,
+                        pred_hidden_dim=8, probe_size=200, train_images=256, seed=3, channels_last=False)
+    assert cfg == named and run_dir == Path("runs")/run_name(named)  # the store's naming, in the folder it runs in
+    assert options == dict(resume=False, wait=False, writer=None, log_every=50, keep_optimizer=False)
+    (tmp_path/"r").mkdir(); write_json(RunFolder(tmp_path/"r").config, named.to_dict())  # a run to resume
+    with pytest.raises(RuntimeError, match="stopped"):  # the writer is closed also when training stops with an error
+        main([*TINY_TRAIN, "--seed", "3", "--no-channels-last", "--run-dir", str(tmp_path/"r"), "--resume", "--wait",
+              "--keep-optimizer", "--tensorboard", "--log-every", "13"])
+    cfg, run_dir, options = calls.pop()
+    assert cfg == named and run_dir == tmp_path/"r" and options.pop("writer").run_dir == run_dir and closed == [True]
+    assert options == dict(resume=True, wait=True, log_every=13, keep_optimizer=True)
 
 
 def test_an_unknown_device_is_one_line_and_exit_2(tmp_path, capsys):
